@@ -1,0 +1,170 @@
+"""Validation and argument preparation shared by the public solvers."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .mdp import TabularMDP
+
+#: Problems with at least this many state-action pairs run the parallel kernels.
+PARALLEL_MIN_PAIRS = 20_000
+
+
+def check_mdp(mdp) -> TabularMDP:
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"mdp must be a fastsoft.TabularMDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def check_real(x, name: str, *, low=None, high=None, low_open=False) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    v = float(x)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
+    if high is not None and v > high:
+        raise ValueError(f"{name} must be <= {high}, got {v}")
+    return v
+
+
+def check_int(x, name: str, *, low=None, allow_none=False):
+    if x is None and allow_none:
+        return None
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(x).__name__}")
+    v = int(x)
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    return v
+
+
+def check_vector(x, name: str, n: int) -> np.ndarray:
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    arr = np.array(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; first offending state "
+                         f"{int(np.argmax(~np.isfinite(arr)))}")
+    return arr
+
+
+def kernel_arrays(mdp: TabularMDP):
+    """``(indptr, indices, probs, R, term_u8, has_term)`` ready for the kernels (cached)."""
+    c = mdp._cache
+    if "kernel" not in c:
+        if mdp.has_terminal:
+            term = mdp.terminal.view(np.uint8)
+        else:
+            term = np.zeros(0, dtype=np.uint8)
+        c["kernel"] = (mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, term, mdp.has_terminal)
+    return c["kernel"]
+
+
+def n_feasible(mdp: TabularMDP) -> np.ndarray:
+    c = mdp._cache
+    if "n_feasible" not in c:
+        c["n_feasible"] = mdp.feasible.sum(axis=1)
+    return c["n_feasible"]
+
+
+def check_policy(mdp: TabularMDP, policy, name: str = "policy", *, atol: float = 1e-8):
+    """Validate a stationary policy: (S, A) probabilities or (S,) integer actions.
+
+    Returns float64 ``(S, A)`` probabilities (a copy).
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    pol = np.asarray(policy)
+    if pol.ndim == 1 and np.issubdtype(pol.dtype, np.integer):
+        if pol.shape != (S,):
+            raise ValueError(f"{name}: action array must have shape ({S},), got {pol.shape}")
+        bad = (pol < 0) | (pol >= A)
+        if bad.any():
+            s = int(np.argmax(bad))
+            raise ValueError(f"{name}: action {int(pol[s])} out of range at state {s}")
+        out = np.zeros((S, A))
+        out[np.arange(S), pol] = 1.0
+        pol = out
+    if not (np.issubdtype(pol.dtype, np.floating) or np.issubdtype(pol.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {pol.dtype}")
+    if pol.shape != (S, A):
+        raise ValueError(f"{name} must have shape ({S}, {A}) or ({S},) actions, got {pol.shape}")
+    pol = np.array(pol, dtype=np.float64)
+    bad = ~np.isfinite(pol) | (pol < 0)
+    if bad.any():
+        s, a = np.argwhere(bad)[0]
+        raise ValueError(f"{name} must be finite and non-negative; first offending (s, a) = "
+                         f"({s}, {a})")
+    live = np.ones(S, bool) if mdp.terminal is None else ~mdp.terminal
+    sums = pol.sum(axis=1)
+    bad = live & (np.abs(sums - 1.0) > atol)
+    if bad.any():
+        s = int(np.argmax(bad))
+        raise ValueError(f"{name}: row of state {s} sums to {sums[s]!r}, not 1")
+    inf = live[:, None] & (pol > 0) & ~mdp.feasible
+    if inf.any():
+        s, a = np.argwhere(inf)[0]
+        raise ValueError(f"{name} puts probability on infeasible action (s, a) = ({s}, {a})")
+    return pol
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    """Kernel-ready form of ``(tau, eta, mu)`` (SPEC.md 2)."""
+
+    tau: float
+    eta: float
+    lam: float
+    bias: np.ndarray  # (S, A) eta*log mu, or (0, 0) when unused
+    has_bias: bool
+    sbias: np.ndarray  # (S,) per-state constant added after the log-sum-exp
+    log_prior: np.ndarray | None  # (S, A) log mu (None: uniform over feasible actions)
+
+
+def make_regularizer(mdp: TabularMDP, temperature, kl_weight, prior) -> Regularizer:
+    tau = check_real(temperature, "temperature", low=0.0)
+    eta = check_real(kl_weight, "kl_weight", low=0.0)
+    S, A = mdp.n_states, mdp.n_actions
+    sbias = np.zeros(S)
+    bias = np.zeros((0, 0))
+    has_bias = False
+    log_prior = None
+    if prior is not None:
+        mu = np.asarray(prior)
+        if not (np.issubdtype(mu.dtype, np.floating) or np.issubdtype(mu.dtype, np.integer)):
+            raise TypeError(f"prior must hold real numbers, got dtype {mu.dtype}")
+        if mu.shape == (A,):
+            mu = np.broadcast_to(mu, (S, A))
+        if mu.shape != (S, A):
+            raise ValueError(f"prior must have shape ({S}, {A}) or ({A},), got {mu.shape}")
+        mu = np.array(mu, dtype=np.float64)
+        bad = ~np.isfinite(mu) | (mu < 0)
+        if bad.any():
+            s, a = np.argwhere(bad)[0]
+            raise ValueError(f"prior must be finite and non-negative; first offending (s, a) = "
+                             f"({s}, {a})")
+        sums = mu.sum(axis=1)
+        if np.any(np.abs(sums - 1.0) > 1e-8):
+            s = int(np.argmax(np.abs(sums - 1.0) > 1e-8))
+            raise ValueError(f"prior: row of state {s} sums to {sums[s]!r}, not 1")
+        support = (mu > 0) & mdp.feasible
+        if mdp.terminal is not None:
+            support[mdp.terminal] = True
+        if not support.any(axis=1).all():
+            s = int(np.argmax(~support.any(axis=1)))
+            raise ValueError(f"prior puts no mass on a feasible action of state {s}")
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(mu)
+        if eta > 0:
+            bias = eta * log_prior
+            has_bias = True
+    elif eta > 0:
+        sbias = -eta * np.log(n_feasible(mdp).astype(np.float64))
+    return Regularizer(tau, eta, tau + eta, bias, has_bias, sbias, log_prior)

@@ -1,0 +1,138 @@
+"""Numba kernels on the state-action-pair CSR storage (SPEC.md 1).
+
+Private: arrays in, preallocated arrays out, no validation. Their NumPy
+yardsticks live in :mod:`fastsoft.reference` (``row_sums``,
+``canonicalize_csr``, ``expected_rewards``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, pjit, prange
+
+
+@pjit
+def _row_sums(indptr, probs, out):
+    """``out[r] = sum(probs[indptr[r]:indptr[r+1]])`` in float64."""
+    for r in prange(indptr.shape[0] - 1):
+        acc = 0.0
+        for k in range(indptr[r], indptr[r + 1]):
+            acc += probs[k]
+        out[r] = acc
+
+
+@pjit
+def _expected_rewards(indptr, probs, trans_rewards, out):
+    """``out[r] = sum_k probs[k] * trans_rewards[k]`` over row ``r``."""
+    for r in prange(indptr.shape[0] - 1):
+        acc = 0.0
+        for k in range(indptr[r], indptr[r + 1]):
+            acc += probs[k] * trans_rewards[k]
+        out[r] = acc
+
+
+@jit
+def _sort_row(idx, p, lo, hi):
+    # insertion sort of one (short) row by successor index, carrying probs
+    for i in range(lo + 1, hi):
+        ki = idx[i]
+        pi = p[i]
+        j = i - 1
+        while j >= lo and idx[j] > ki:
+            idx[j + 1] = idx[j]
+            p[j + 1] = p[j]
+            j -= 1
+        idx[j + 1] = ki
+        p[j + 1] = pi
+
+
+@pjit
+def _canonical_counts(indptr, idx, p, counts):
+    """Sort every row in place and count its distinct successors with mass > 0."""
+    for r in prange(indptr.shape[0] - 1):
+        lo = indptr[r]
+        hi = indptr[r + 1]
+        _sort_row(idx, p, lo, hi)
+        c = 0
+        k = lo
+        while k < hi:
+            acc = 0.0
+            j = k
+            while j < hi and idx[j] == idx[k]:
+                acc += p[j]
+                j += 1
+            if acc != 0.0:
+                c += 1
+            k = j
+        counts[r] = c
+
+
+@pjit
+def _canonical_fill(indptr, idx, p, new_indptr, out_idx, out_p):
+    """Write the merged rows (rows already sorted by ``_canonical_counts``)."""
+    for r in prange(indptr.shape[0] - 1):
+        lo = indptr[r]
+        hi = indptr[r + 1]
+        w = new_indptr[r]
+        k = lo
+        while k < hi:
+            acc = 0.0
+            j = k
+            while j < hi and idx[j] == idx[k]:
+                acc += p[j]
+                j += 1
+            if acc != 0.0:
+                out_idx[w] = idx[k]
+                out_p[w] = acc
+                w += 1
+            k = j
+
+
+@pjit
+def _is_canonical(indptr, idx, p, flags):
+    """``flags[r] = 1`` when row ``r`` is strictly increasing with no zero entries."""
+    for r in prange(indptr.shape[0] - 1):
+        ok = 1
+        for k in range(indptr[r], indptr[r + 1]):
+            if p[k] == 0.0:
+                ok = 0
+            if k > indptr[r] and idx[k] <= idx[k - 1]:
+                ok = 0
+        flags[r] = ok
+
+
+def row_sums(indptr: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Sum of each CSR row (float64)."""
+    out = np.empty(indptr.shape[0] - 1, dtype=np.float64)
+    _row_sums(indptr, probs, out)
+    return out
+
+
+def expected_rewards(indptr, probs, trans_rewards) -> np.ndarray:
+    """Expected reward of every row from per-transition rewards (float64)."""
+    out = np.empty(indptr.shape[0] - 1, dtype=np.float64)
+    _expected_rewards(indptr, probs, trans_rewards, out)
+    return out
+
+
+def canonicalize_csr(indptr, indices, probs):
+    """Sort rows by successor, merge duplicate successors, drop zero entries.
+
+    Returns new ``(indptr, indices, probs)``; inputs are not modified. Rows that
+    are already canonical are returned as they are (no copy).
+    """
+    flags = np.empty(indptr.shape[0] - 1, dtype=np.uint8)
+    _is_canonical(indptr, indices, probs, flags)
+    if flags.all():
+        return indptr, indices, probs
+    idx = indices.copy()
+    p = probs.copy()
+    counts = np.empty(indptr.shape[0] - 1, dtype=np.int64)
+    _canonical_counts(indptr, idx, p, counts)
+    new_indptr = np.zeros(indptr.shape[0], dtype=np.int64)
+    np.cumsum(counts, out=new_indptr[1:])
+    out_idx = np.empty(new_indptr[-1], dtype=indices.dtype)
+    out_p = np.empty(new_indptr[-1], dtype=probs.dtype)
+    _canonical_fill(indptr, idx, p, new_indptr, out_idx, out_p)
+    return new_indptr, out_idx, out_p

@@ -1,0 +1,263 @@
+"""Numba kernels of the regularized Bellman operator (SPEC.md 2).
+
+All kernels are private: they take arrays, write into preallocated outputs and
+validate nothing. Their NumPy yardsticks are in :mod:`fastsoft.reference.core`.
+
+Conventions shared by every kernel here:
+
+- ``lam = eta + tau``; ``lam == 0`` is the hard max.
+- ``bias`` is an ``(S, A)`` array holding ``eta * log mu(a|s)`` (used when
+  ``has_bias``), otherwise ``sbias`` (S,) holds a per-state constant added
+  after the log-sum-exp (``-eta log |feasible(s)|`` for the uniform prior).
+- ``term`` is a ``uint8 (S,)`` terminal mask (used when ``has_term``); the
+  value of a terminal state is pinned to 0.
+- Values are float64 whatever the storage dtype of ``probs``/``R``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit, pjit, prange
+
+NEG_INF = -np.inf
+
+
+@jit
+def _q_value(s, a, A, indptr, indices, probs, R, gamma, V):
+    """``R[s, a] + gamma * sum_s' P(s'|s,a) V[s']`` (``-inf`` stays ``-inf``)."""
+    r = R[s, a]
+    if r == NEG_INF:
+        return NEG_INF
+    row = s * A + a
+    ev = 0.0
+    for k in range(indptr[row], indptr[row + 1]):
+        ev += probs[k] * V[indices[k]]
+    return r + gamma * ev
+
+
+@jit
+def _state_backup(
+    s, A, indptr, indices, probs, R, gamma, V, lam, bias, has_bias, sbias
+):
+    """Regularized max over actions at state ``s`` (SPEC.md 2, closed form)."""
+    m = NEG_INF
+    acc = 0.0
+    for a in range(A):
+        q = _q_value(s, a, A, indptr, indices, probs, R, gamma, V)
+        if q == NEG_INF:
+            continue
+        x = q + bias[s, a] if has_bias else q
+        if x == NEG_INF:
+            continue
+        if lam == 0.0:
+            if x > m:
+                m = x
+        elif x > m:
+            # streaming log-sum-exp: rescale what we have to the new maximum
+            acc = acc * math.exp((m - x) / lam) + 1.0
+            m = x
+        else:
+            acc += math.exp((x - m) / lam)
+    if lam == 0.0:
+        return m + sbias[s]
+    return m + lam * math.log(acc) + sbias[s]
+
+
+@jit
+def _sweep_block(
+    lo, hi, reverse, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
+    term, has_term,
+):
+    """Back up states ``lo..hi-1`` reading ``Vin``, writing ``Vout``.
+
+    ``Vin is Vout`` gives a Gauss-Seidel sweep (in place), in decreasing index
+    order when ``reverse``. Returns ``(min d, max d)`` over non-terminal states,
+    ``d = new - old``.
+    """
+    A = R.shape[1]
+    dmin = np.inf
+    dmax = -np.inf
+    n = hi - lo
+    for i in range(n):
+        s = hi - 1 - i if reverse else lo + i
+        if has_term and term[s]:
+            Vout[s] = 0.0
+            continue
+        old = Vin[s]
+        new = _state_backup(
+            s, A, indptr, indices, probs, R, gamma, Vin, lam, bias, has_bias, sbias
+        )
+        Vout[s] = new
+        d = new - old
+        if d < dmin:
+            dmin = d
+        if d > dmax:
+            dmax = d
+    return dmin, dmax
+
+
+@pjit
+def _jacobi_sweep_parallel(
+    bounds, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias, has_bias, sbias, term,
+    has_term, cmin, cmax,
+):
+    """One Jacobi sweep, states split in ``len(bounds) - 1`` fixed chunks run in parallel."""
+    for c in prange(bounds.shape[0] - 1):
+        lo_d, hi_d = _sweep_block(
+            bounds[c], bounds[c + 1], False, indptr, indices, probs, R, gamma, Vin, Vout, lam,
+            bias, has_bias, sbias, term, has_term,
+        )
+        cmin[c] = lo_d
+        cmax[c] = hi_d
+
+
+@jit
+def _sweep(
+    parallel, gs, reverse, bounds, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias,
+    has_bias, sbias, term, has_term, cmin, cmax,
+):
+    """One sweep (Jacobi serial/parallel or Gauss-Seidel). Returns ``(min d, max d)``."""
+    S = R.shape[0]
+    if gs:
+        return _sweep_block(
+            0, S, reverse, indptr, indices, probs, R, gamma, Vout, Vout, lam, bias, has_bias,
+            sbias, term, has_term,
+        )
+    if parallel:
+        _jacobi_sweep_parallel(
+            bounds, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
+            term, has_term, cmin, cmax,
+        )
+        return cmin.min(), cmax.max()
+    return _sweep_block(
+        0, S, False, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
+        term, has_term,
+    )
+
+
+@jit
+def _certificate(dmin, dmax, c, clamp):
+    """Lower/upper shift of V* around TV: ``TV + lo <= V* <= TV + hi`` (SPEC.md 2)."""
+    if dmin > dmax:  # no non-terminal state
+        return 0.0, 0.0
+    if clamp:
+        dmin = min(dmin, 0.0)
+        dmax = max(dmax, 0.0)
+    return c * dmin, c * dmax
+
+
+@jit
+def _vi_run(
+    n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indices, probs, R, gamma, V, W,
+    lam, bias, has_bias, sbias, term, has_term, cmin, cmax, hist_bound, hist_resid, shift,
+):
+    """Up to ``n_sweeps`` sweeps; stop once the certified midpoint error is <= tol.
+
+    On entry the current iterate is in ``V``; on exit the last ``TV`` is in
+    ``V`` (buffers swapped back as needed; ``W`` is scratch). ``shift`` receives
+    the certificate ``(lo, hi)`` of the last sweep. ``hist_*[it0 + k]`` records
+    sweep ``k``. Returns the number of sweeps done.
+    """
+    cur = V
+    nxt = W
+    swapped = False
+    done = 0
+    for k in range(n_sweeps):
+        reverse = ((it0 + k) % 2) == 1
+        if gs:
+            dmin, dmax = _sweep(
+                parallel, True, reverse, bounds, indptr, indices, probs, R, gamma, cur, cur,
+                lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
+            )
+        else:
+            dmin, dmax = _sweep(
+                parallel, False, False, bounds, indptr, indices, probs, R, gamma, cur, nxt,
+                lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
+            )
+            tmp = cur
+            cur = nxt
+            nxt = tmp
+            swapped = not swapped
+        lo, hi = _certificate(dmin, dmax, c, clamp)
+        shift[0] = lo
+        shift[1] = hi
+        done = k + 1
+        hist_bound[it0 + k] = 0.5 * (hi - lo)
+        if dmin > dmax:
+            hist_resid[it0 + k] = 0.0
+        else:
+            hist_resid[it0 + k] = max(abs(dmin), abs(dmax))
+        if 0.5 * (hi - lo) <= tol:
+            break
+    if swapped:
+        V[:] = cur
+    return done
+
+
+@pjit
+def _greedy_step(
+    indptr, indices, probs, R, gamma, V, lam, bias, has_bias, sbias, term, has_term, Q, pi, TV
+):
+    """``Q = R + gamma P V``, the regularized greedy policy and ``TV`` (SPEC.md 2).
+
+    ``lam > 0``: ``pi ∝ exp((Q + bias) / lam)`` (``bias = eta log mu``) and
+    ``TV = lam log sum exp((Q + bias) / lam) + sbias``. ``lam == 0``: greedy,
+    all mass on the lowest-index maximiser. Terminal states get ``Q = 0``,
+    ``TV = 0`` and the uniform policy over their feasible actions.
+    """
+    S, A = R.shape[0], R.shape[1]
+    for s in prange(S):
+        if has_term and term[s]:
+            nf = 0
+            for a in range(A):
+                Q[s, a] = 0.0
+                if R[s, a] != NEG_INF:
+                    nf += 1
+            for a in range(A):
+                pi[s, a] = 1.0 / nf if R[s, a] != NEG_INF else 0.0
+            TV[s] = 0.0
+            continue
+        m = NEG_INF
+        arg = 0
+        for a in range(A):
+            q = _q_value(s, a, A, indptr, indices, probs, R, gamma, V)
+            Q[s, a] = q
+            x = q + bias[s, a] if has_bias else q
+            if x > m:
+                m = x
+                arg = a
+        if lam == 0.0:
+            for a in range(A):
+                pi[s, a] = 0.0
+            pi[s, arg] = 1.0
+            TV[s] = m + sbias[s]
+        else:
+            tot = 0.0
+            for a in range(A):
+                x = Q[s, a] + bias[s, a] if has_bias else Q[s, a]
+                e = math.exp((x - m) / lam) if x != NEG_INF else 0.0
+                pi[s, a] = e
+                tot += e
+            for a in range(A):
+                pi[s, a] /= tot
+            TV[s] = m + lam * math.log(tot) + sbias[s]
+
+
+@jit
+def _finite_horizon(
+    H, indptr, indices, probs, R, gamma, VT, lam, bias, has_bias, sbias, term, has_term,
+    Vt, Qt, pit,
+):
+    """Backward induction: ``Vt[H] = VT``; ``Vt[t], Qt[t], pit[t]`` for ``t = H-1..0``."""
+    S = R.shape[0]
+    for s in range(S):
+        Vt[H, s] = 0.0 if (has_term and term[s]) else VT[s]
+    for i in range(H):
+        t = H - 1 - i
+        _greedy_step(
+            indptr, indices, probs, R, gamma, Vt[t + 1], lam, bias, has_bias, sbias, term,
+            has_term, Qt[t], pit[t], Vt[t],
+        )

@@ -1,0 +1,305 @@
+"""MDP generators: gridworlds, Garnet-style random MDPs and the DRA paper's tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from .mdp import TabularMDP, _float_dtype, check_gamma
+
+__all__ = ["gridworld", "random_mdp", "mattar_daw_maze", "huys_planning_task", "GRID_ACTIONS"]
+
+#: Action order of every gridworld: (name, d_row, d_col).
+GRID_ACTIONS = (("up", -1, 0), ("down", 1, 0), ("left", 0, -1), ("right", 0, 1))
+
+
+def _cells(cells, rows: int, cols: int, name: str) -> list[tuple[int, int]]:
+    out = []
+    for c in cells:
+        try:
+            r, k = (int(x) for x in c)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: each cell must be a (row, col) pair, got {c!r}") from None
+        if not (0 <= r < rows and 0 <= k < cols):
+            raise ValueError(f"{name}: cell {(r, k)} outside the {rows}x{cols} grid")
+        out.append((r, k))
+    return out
+
+
+def gridworld(
+    rows: int,
+    cols: int,
+    *,
+    slip: float = 0.0,
+    walls: Iterable[tuple[int, int]] = (),
+    goals: Mapping[tuple[int, int], float] | Iterable[tuple[int, int]] | None = None,
+    goal_reward: float = 0.0,
+    step_reward: float = -1.0,
+    gamma: float = 0.99,
+    start: tuple[int, int] | None = (0, 0),
+    dtype=np.float64,
+) -> TabularMDP:
+    """A ``rows x cols`` gridworld with four actions (up, down, left, right).
+
+    State of cell ``(r, c)`` is ``r * cols + c``. With probability ``1 - slip``
+    the chosen move is made; with probability ``slip`` a uniformly random one of
+    the four moves is made instead (it may be the chosen one). Moving off the
+    grid or into a wall leaves the agent in place. Every step pays
+    ``step_reward``, except a step that enters a goal, which pays that goal's
+    reward instead. Goals are terminal. Wall cells stay in the state space (so
+    that indices are ``r * cols + c``) but are unreachable and marked terminal.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Grid size (a 1000 x 1000 grid builds in about a second).
+    slip : float
+        Probability in ``[0, 1]`` that the move is replaced by a random one.
+    walls : iterable of (row, col)
+        Blocked cells.
+    goals : mapping (row, col) -> reward, or iterable of (row, col), optional
+        Terminal goal cells; default the bottom-right corner. An iterable gets
+        ``goal_reward`` for each.
+    goal_reward, step_reward : float
+    gamma : float
+    start : (row, col) or None
+        Start cell (the initial distribution); ``None`` for none.
+    dtype : float64 or float32
+    """
+    rows, cols = int(rows), int(cols)
+    if rows <= 0 or cols <= 0:
+        raise ValueError(f"rows and cols must be positive, got {rows}x{cols}")
+    slip = float(slip)
+    if not 0.0 <= slip <= 1.0:
+        raise ValueError(f"slip must lie in [0, 1], got {slip}")
+    gamma = check_gamma(gamma)
+    dt = _float_dtype(dtype)
+    wall_list = _cells(walls, rows, cols, "walls")
+    if goals is None:
+        goals = {(rows - 1, cols - 1): goal_reward}
+    elif not isinstance(goals, Mapping):
+        goals = {g: goal_reward for g in _cells(goals, rows, cols, "goals")}
+    goal_map = {c: float(v) for c, v in zip(_cells(goals.keys(), rows, cols, "goals"),
+                                             goals.values(), strict=True)}
+    if set(goal_map) & set(wall_list):
+        raise ValueError("goals and walls overlap")
+    S, A = rows * cols, 4
+    wall = np.zeros(S, dtype=bool)
+    for r, c in wall_list:
+        wall[r * cols + c] = True
+    goal = np.zeros(S, dtype=bool)
+    goal_r = np.zeros(S)
+    for (r, c), v in goal_map.items():
+        goal[r * cols + c] = True
+        goal_r[r * cols + c] = v
+    terminal = wall | goal
+    if terminal.all():
+        raise ValueError("every cell is a wall or a goal")
+
+    s = np.arange(S, dtype=np.int64)
+    rr, cc = np.divmod(s, cols)
+    dest = np.empty((S, 4), dtype=np.int64)
+    for d, (_, dr, dc) in enumerate(GRID_ACTIONS):
+        r2 = rr + dr
+        c2 = cc + dc
+        inside = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
+        cand = np.where(inside, r2 * cols + c2, s)
+        cand = np.where(wall[np.clip(cand, 0, S - 1)], s, cand)
+        dest[:, d] = cand
+    # terminal cells: absorbing self-loops (never used by the solvers)
+    dest[terminal] = s[terminal, None]
+    # move probabilities: pm[a, d] = P(move d | action a)
+    pm = np.full((A, 4), slip / 4.0)
+    pm[np.arange(4), np.arange(4)] += 1.0 - slip
+    # candidate rows (S*A, 4): successor of direction d for every (s, a)
+    cand_idx = np.broadcast_to(dest[:, None, :], (S, A, 4)).reshape(S * A, 4)
+    cand_p = np.broadcast_to(pm[None, :, :], (S, A, 4)).reshape(S * A, 4)
+    # expected reward: step reward, or the goal's reward when the move enters a goal
+    enters = goal[dest] & ~terminal[:, None]  # (S, 4)
+    step_part = np.where(enters, goal_r[dest], step_reward)  # (S, 4)
+    R = step_part @ pm.T  # (S, A)
+    R[terminal] = 0.0
+    indptr = np.arange(0, S * A * 4 + 1, 4, dtype=np.int64)
+    mdp = TabularMDP._build(
+        indptr,
+        cand_idx.astype(np.int32 if S < 2**31 - 1 else np.int64).ravel(),
+        np.ascontiguousarray(cand_p).ravel(),
+        R,
+        None,
+        S,
+        A,
+        gamma,
+        terminal,
+        _start_dist(start, rows, cols, S, terminal),
+        dt,
+        {
+            "kind": "gridworld",
+            "grid": (rows, cols),
+            "walls": tuple(wall_list),
+            "goals": tuple(goal_map),
+            "actions": tuple(a[0] for a in GRID_ACTIONS),
+            "slip": slip,
+        },
+    )
+    return mdp
+
+
+def _start_dist(start, rows, cols, S, terminal):
+    if start is None:
+        return None
+    (r, c), = _cells([start], rows, cols, "start")
+    if terminal[r * cols + c]:
+        raise ValueError(f"start {(r, c)} is a wall or a goal")
+    init = np.zeros(S)
+    init[r * cols + c] = 1.0
+    return init
+
+
+def random_mdp(
+    n_states: int,
+    n_actions: int,
+    n_successors: int,
+    *,
+    gamma: float,
+    seed=None,
+    reward_range: tuple[float, float] = (0.0, 1.0),
+    dtype=np.float64,
+) -> TabularMDP:
+    """A Garnet-style sparse random MDP.
+
+    Every ``(s, a)`` has ``n_successors`` distinct next states drawn uniformly
+    without replacement; their probabilities are a uniform random partition of
+    ``[0, 1]`` (sorted uniform cut points). Rewards ``R(s, a)`` are uniform on
+    ``reward_range``. No terminal states.
+
+    Parameters
+    ----------
+    n_states, n_actions, n_successors : int
+    gamma : float
+    seed : int, Generator or None
+        Anything :func:`numpy.random.default_rng` accepts.
+    reward_range : (low, high)
+    dtype : float64 or float32
+    """
+    S, A, K = int(n_states), int(n_actions), int(n_successors)
+    if S <= 0 or A <= 0:
+        raise ValueError(f"n_states and n_actions must be positive, got {S}, {A}")
+    if not 1 <= K <= S:
+        raise ValueError(f"n_successors must lie in [1, n_states={S}], got {K}")
+    gamma = check_gamma(gamma)
+    rng = np.random.default_rng(seed)
+    n_rows = S * A
+    if K * 4 > S:
+        nxt = np.argsort(rng.random((n_rows, S)), axis=1)[:, :K]
+    else:
+        nxt = rng.integers(0, S, size=(n_rows, K))
+        nxt.sort(axis=1)
+        while True:
+            dup = (np.diff(nxt, axis=1) == 0).any(axis=1)
+            if not dup.any():
+                break
+            redo = np.flatnonzero(dup)
+            fresh = rng.integers(0, S, size=(redo.size, K))
+            fresh.sort(axis=1)
+            nxt[redo] = fresh
+    nxt.sort(axis=1)
+    cuts = np.sort(rng.random((n_rows, K - 1)), axis=1)
+    edges = np.concatenate([np.zeros((n_rows, 1)), cuts, np.ones((n_rows, 1))], axis=1)
+    p = np.diff(edges, axis=1)
+    lo, hi = reward_range
+    R = rng.uniform(lo, hi, size=(S, A))
+    indptr = np.arange(0, n_rows * K + 1, K, dtype=np.int64)
+    return TabularMDP._build(
+        indptr,
+        nxt.astype(np.int32 if S < 2**31 - 1 else np.int64).ravel(),
+        p.ravel(),
+        R,
+        None,
+        S,
+        A,
+        gamma,
+        None,
+        None,
+        _float_dtype(dtype),
+        {"kind": "random_mdp", "n_successors": K},
+    )
+
+
+#: Mattar & Daw maze layout (SPEC.md 6).
+MAZE_SHAPE = (6, 9)
+MAZE_START = (2, 0)
+MAZE_GOAL = (0, 8)
+MAZE_GOAL_SWITCHED = (0, 6)
+MAZE_OBSTACLES = ((1, 2), (2, 2), (3, 2), (0, 7), (1, 7), (2, 7), (4, 5))
+
+
+def mattar_daw_maze(switch: bool = False, *, gamma: float = 0.9, dtype=np.float64) -> TabularMDP:
+    """The 6 x 9 maze of Mattar & Daw used by DRA (SPEC.md 6).
+
+    Start (2, 0), goal (0, 8) (terminal), obstacles (1,2) (2,2) (3,2) (0,7)
+    (1,7) (2,7) (4,5); reward +10 on entering the goal, -1 for every other step;
+    bumping into a wall or obstacle leaves the agent in place. State index
+    ``row * 9 + col``; actions up, down, left, right. ``switch=True`` gives the
+    maze after the environment switch: obstacle (0, 7) removed, goal at (0, 6).
+    """
+    obstacles = [o for o in MAZE_OBSTACLES if not (switch and o == (0, 7))]
+    goal = MAZE_GOAL_SWITCHED if switch else MAZE_GOAL
+    mdp = gridworld(
+        *MAZE_SHAPE,
+        walls=obstacles,
+        goals={goal: 10.0},
+        step_reward=-1.0,
+        gamma=gamma,
+        start=MAZE_START,
+        dtype=dtype,
+    )
+    info = dict(mdp.info, kind="mattar_daw_maze", switch=bool(switch))
+    return TabularMDP(mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, mdp.gamma,
+                      mdp.terminal, mdp.initial, info)
+
+
+#: Huys et al. planning task: from -> ((to, reward), (to, reward)).
+HUYS_TRANSITIONS = (
+    ((1, 140.0), (3, 20.0)),
+    ((2, -20.0), (4, -70.0)),
+    ((3, -20.0), (5, -70.0)),
+    ((1, 20.0), (4, -20.0)),
+    ((0, -70.0), (5, -20.0)),
+    ((0, -20.0), (2, 20.0)),
+)
+
+
+def huys_planning_task(depth: int = 3, *, gamma: float = 1.0, dtype=np.float64) -> TabularMDP:
+    """The Huys et al. planning task unrolled over the remaining depth (SPEC.md 6).
+
+    Six base states, two actions each, deterministic. The unrolled state
+    ``t * 6 + i`` is base state ``i`` after ``t`` moves (``t = 0..depth``); the
+    states with ``t = depth`` are terminal. The initial distribution is uniform
+    over the six states at ``t = 0``. Default ``gamma = 1`` (episodic).
+    """
+    depth = int(depth)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    S, A = 6 * (depth + 1), 2
+    indices = np.empty(S * A, dtype=np.int64)
+    R = np.zeros((S, A))
+    for t in range(depth + 1):
+        for i in range(6):
+            s = t * 6 + i
+            for a in range(2):
+                j, r = HUYS_TRANSITIONS[i][a]
+                if t < depth:
+                    indices[s * A + a] = (t + 1) * 6 + j
+                    R[s, a] = r
+                else:
+                    indices[s * A + a] = s
+    terminal = np.zeros(S, dtype=bool)
+    terminal[depth * 6:] = True
+    initial = np.zeros(S)
+    initial[:6] = 1.0 / 6.0
+    return TabularMDP._build(
+        np.arange(S * A + 1, dtype=np.int64), indices, np.ones(S * A), R, None, S, A,
+        check_gamma(gamma), terminal, initial, _float_dtype(dtype),
+        {"kind": "huys_planning_task", "depth": depth},
+    )

@@ -1,0 +1,617 @@
+"""The tabular MDP data model: :class:`TabularMDP` (SPEC.md 1).
+
+Storage of record is "state-action-pair CSR": row ``s * A + a`` holds the
+successors of ``(s, a)``. ``indptr`` is ``int64 (S*A + 1,)``, ``indices`` the
+next states (``int32`` while ``S < 2**31``, else ``int64``), ``probs`` their
+probabilities. Rows are canonical: sorted by successor, duplicates merged,
+no zero entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from . import _csr
+
+__all__ = ["TabularMDP"]
+
+_ROW_ATOL = 1e-8
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float64 or float32, got {dt}")
+    return dt
+
+
+def _as_real_array(x, name: str) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _as_index_array(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def check_gamma(gamma) -> float:
+    """Validate a discount factor in ``[0, 1]`` and return it as float."""
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)):
+        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__}")
+    g = float(gamma)
+    if not (0.0 <= g <= 1.0):
+        raise ValueError(f"gamma must lie in [0, 1], got {g}")
+    return g
+
+
+def _row_to_sa(row: int, n_actions: int) -> tuple[int, int]:
+    return int(row // n_actions), int(row % n_actions)
+
+
+def _entry_to_sa(indptr: np.ndarray, k: int, n_actions: int) -> tuple[int, int]:
+    row = int(np.searchsorted(indptr, k, side="right") - 1)
+    return _row_to_sa(row, n_actions)
+
+
+def _freeze(*arrays):
+    for a in arrays:
+        if a is not None:
+            a.flags.writeable = False
+
+
+class TabularMDP:
+    """An immutable finite MDP in state-action-pair CSR form.
+
+    Use the constructors :meth:`from_dense`, :meth:`from_csr` and
+    :meth:`from_gymnasium` (or the generators :func:`fastsoft.gridworld`,
+    :func:`fastsoft.random_mdp`, ...) rather than ``__init__``.
+
+    Attributes
+    ----------
+    n_states, n_actions : int
+        ``S`` and ``A``.
+    gamma : float
+        Discount factor in ``[0, 1]`` (``1`` only for finite-horizon use).
+    indptr : ndarray of int64, shape (S*A + 1,)
+        Row pointers; row ``s*A + a`` holds the successors of ``(s, a)``.
+    indices : ndarray of int32 or int64, shape (nnz,)
+        Next states, sorted and unique within each row.
+    probs : ndarray of float64 or float32, shape (nnz,)
+        Transition probabilities ``P(s' | s, a)``.
+    rewards : ndarray, shape (S, A)
+        Expected immediate reward ``R(s, a)``; ``-inf`` marks an infeasible action.
+    terminal : ndarray of bool, shape (S,), or None
+        Terminal states: their value is 0 under every regularizer.
+    initial : ndarray, shape (S,), or None
+        Initial-state distribution of episodic tasks.
+    info : mapping
+        Read-only metadata (e.g. ``{"grid": (rows, cols), "walls": ..., "goals": ...}``).
+    """
+
+    __slots__ = (
+        "n_states",
+        "n_actions",
+        "gamma",
+        "indptr",
+        "indices",
+        "probs",
+        "rewards",
+        "terminal",
+        "initial",
+        "info",
+        "_cache",
+        "_frozen",
+    )
+
+    def __init__(self, indptr, indices, probs, rewards, gamma, terminal, initial, info):
+        # trusted constructor: arrays are already validated and canonical
+        set_ = object.__setattr__
+        set_(self, "n_states", int(rewards.shape[0]))
+        set_(self, "n_actions", int(rewards.shape[1]))
+        set_(self, "gamma", float(gamma))
+        set_(self, "indptr", indptr)
+        set_(self, "indices", indices)
+        set_(self, "probs", probs)
+        set_(self, "rewards", rewards)
+        set_(self, "terminal", terminal)
+        set_(self, "initial", initial)
+        set_(self, "info", MappingProxyType(dict(info or {})))
+        set_(self, "_cache", {})  # derived arrays (kernel views); never part of equality
+        _freeze(indptr, indices, probs, rewards, terminal, initial)
+        set_(self, "_frozen", True)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("TabularMDP is immutable; use with_rewards / with_gamma / astype")
+
+    def __delattr__(self, name):
+        raise AttributeError("TabularMDP is immutable")
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_csr(
+        cls,
+        indptr,
+        indices,
+        probs,
+        R,
+        gamma: float,
+        *,
+        terminal=None,
+        initial=None,
+        dtype=np.float64,
+        info: Mapping[str, Any] | None = None,
+    ) -> TabularMDP:
+        """Build from state-action-pair CSR arrays.
+
+        Parameters
+        ----------
+        indptr : array of int, shape (S*A + 1,)
+            Row pointers (row ``s*A + a`` is the pair ``(s, a)``).
+        indices : array of int, shape (nnz,)
+            Next states.
+        probs : array of float, shape (nnz,)
+            Transition probabilities; every feasible, non-terminal row sums to 1
+            (atol 1e-8). Duplicate successors are merged.
+        R : array of float, shape (S, A) or (nnz,)
+            Expected rewards, or a reward per transition (reduced to the
+            expectation). ``-inf`` marks an infeasible action.
+        gamma : float
+            Discount in ``[0, 1]``.
+        terminal : array of bool, shape (S,), optional
+        initial : array of float, shape (S,), optional
+        dtype : {float64, float32}
+            Storage dtype of ``probs`` and ``rewards``.
+        """
+        dt = _float_dtype(dtype)
+        gamma = check_gamma(gamma)
+        indptr = _as_index_array(indptr, "indptr").astype(np.int64, copy=False)
+        indices = _as_index_array(indices, "indices")
+        probs = _as_real_array(probs, "probs")
+        if probs.ndim != 1:
+            raise ValueError(f"probs must be one-dimensional, got shape {probs.shape}")
+        nnz = probs.shape[0]
+        if indices.shape[0] != nnz:
+            raise ValueError(
+                f"indices and probs must have the same length, got {indices.shape[0]} and {nnz}"
+            )
+        R = _as_real_array(R, "R")
+        if R.ndim == 2:
+            n_states, n_actions = R.shape
+        elif R.ndim == 1:
+            raise ValueError(
+                "R must have shape (S, A); a reward per transition (nnz,) needs the "
+                "number of states: pass R with shape (S, A) or use from_dense"
+            )
+        else:
+            raise ValueError(f"R must have shape (S, A), got {R.shape}")
+        return cls._build(
+            indptr, indices, probs, R, None, n_states, n_actions, gamma, terminal, initial, dt, info
+        )
+
+    @classmethod
+    def from_dense(
+        cls,
+        P,
+        R,
+        gamma: float,
+        *,
+        terminal=None,
+        initial=None,
+        dtype=np.float64,
+        info: Mapping[str, Any] | None = None,
+    ) -> TabularMDP:
+        """Build from a dense transition tensor.
+
+        Parameters
+        ----------
+        P : array of float, shape (S, A, S)
+            ``P[s, a, s']``.
+        R : array of float, shape (S, A) or (S, A, S)
+            Expected reward, or reward per transition ``R(s, a, s')`` (reduced to
+            ``sum_s' P R``). ``-inf`` in an (S, A) array marks an infeasible action.
+        gamma : float
+        terminal, initial, dtype, info
+            As in :meth:`from_csr`.
+        """
+        dt = _float_dtype(dtype)
+        gamma = check_gamma(gamma)
+        P = _as_real_array(P, "P")
+        if P.ndim != 3 or P.shape[0] != P.shape[2]:
+            raise ValueError(f"P must have shape (S, A, S), got {P.shape}")
+        n_states, n_actions, _ = P.shape
+        if n_states == 0 or n_actions == 0:
+            raise ValueError(f"P must have at least one state and one action, got {P.shape}")
+        R = _as_real_array(R, "R")
+        flat = P.reshape(n_states * n_actions, n_states)
+        rows, cols = np.nonzero(flat)
+        indptr = np.zeros(n_states * n_actions + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_states * n_actions), out=indptr[1:])
+        probs = flat[rows, cols]
+        if R.shape == (n_states, n_actions, n_states):
+            if not np.all(np.isfinite(R)):
+                s, a, _ = np.argwhere(~np.isfinite(R))[0]
+                raise ValueError(
+                    f"R(s, a, s') must be finite; first offending (s, a) = ({s}, {a})"
+                )
+            trans_R = R.reshape(n_states * n_actions, n_states)[rows, cols]
+            R = None
+        elif R.shape == (n_states, n_actions):
+            trans_R = None
+        else:
+            raise ValueError(
+                f"R must have shape (S, A) = {(n_states, n_actions)} or (S, A, S), got {R.shape}"
+            )
+        return cls._build(
+            indptr,
+            cols,
+            probs,
+            R,
+            trans_R,
+            n_states,
+            n_actions,
+            gamma,
+            terminal,
+            initial,
+            dt,
+            info,
+        )
+
+    @classmethod
+    def _build(
+        cls, indptr, indices, probs, R, trans_R, n_states, n_actions, gamma, terminal, initial,
+        dt, info,
+    ) -> TabularMDP:
+        S, A = int(n_states), int(n_actions)
+        if S <= 0 or A <= 0:
+            raise ValueError(f"need at least one state and one action, got S={S}, A={A}")
+        n_rows = S * A
+        if indptr.shape[0] != n_rows + 1:
+            raise ValueError(f"indptr must have length S*A+1 = {n_rows + 1}, got {indptr.shape[0]}")
+        nnz = probs.shape[0]
+        if indptr[0] != 0 or indptr[-1] != nnz:
+            raise ValueError(f"indptr must start at 0 and end at nnz = {nnz}")
+        steps = np.diff(indptr)
+        if np.any(steps < 0):
+            s, a = _row_to_sa(int(np.argmax(steps < 0)), A)
+            raise ValueError(f"indptr must be non-decreasing; first offending (s, a) = ({s}, {a})")
+        idx_dtype = np.int32 if S < 2**31 - 1 else np.int64
+        if nnz:
+            bad = (indices < 0) | (indices >= S)
+            if bad.any():
+                k = int(np.argmax(bad))
+                s, a = _entry_to_sa(indptr, k, A)
+                raise ValueError(
+                    f"indices: next state {int(indices[k])} out of range [0, {S}) "
+                    f"at (s, a) = ({s}, {a})"
+                )
+            if not np.all(np.isfinite(probs)):
+                s, a = _entry_to_sa(indptr, int(np.argmax(~np.isfinite(probs))), A)
+                raise ValueError(f"probs must be finite; first offending (s, a) = ({s}, {a})")
+            if np.any(probs < 0):
+                s, a = _entry_to_sa(indptr, int(np.argmax(probs < 0)), A)
+                raise ValueError(f"probs must be non-negative; first offending (s, a) = ({s}, {a})")
+        indices = np.ascontiguousarray(indices, dtype=idx_dtype)
+        probs64 = np.ascontiguousarray(probs, dtype=np.float64)
+        if trans_R is not None:
+            R = _csr.expected_rewards(
+                indptr, probs64, np.ascontiguousarray(trans_R, dtype=np.float64)
+            ).reshape(S, A)
+        R = np.array(R, dtype=np.float64)
+        if R.shape != (S, A):
+            raise ValueError(f"R must have shape (S, A) = {(S, A)}, got {R.shape}")
+        if np.any(np.isnan(R)) or np.any(R == np.inf):
+            s, a = np.argwhere(np.isnan(R) | (R == np.inf))[0]
+            raise ValueError(f"R must not hold NaN or +inf; first offending (s, a) = ({s}, {a})")
+        feasible = R > -np.inf
+        no_action = ~feasible.any(axis=1)
+        if no_action.any():
+            raise ValueError(
+                f"R: state {int(np.argmax(no_action))} has no feasible action (all rewards -inf)"
+            )
+        term = cls._check_terminal(terminal, S)
+        init = cls._check_initial(initial, S)
+        sums = _csr.row_sums(indptr, probs64).reshape(S, A)
+        must_sum = feasible.copy()
+        if term is not None:
+            must_sum[term] = False
+        bad = must_sum & (np.abs(sums - 1.0) > _ROW_ATOL)
+        if bad.any():
+            s, a = np.argwhere(bad)[0]
+            raise ValueError(
+                f"probs: row of (s, a) = ({s}, {a}) sums to {sums[s, a]!r}, not 1 (atol 1e-8)"
+            )
+        indptr, indices, probs64 = _csr.canonicalize_csr(
+            np.ascontiguousarray(indptr), indices, probs64
+        )
+        return cls(
+            np.ascontiguousarray(indptr),
+            indices,
+            probs64.astype(dt, copy=False),
+            R.astype(dt, copy=False),
+            gamma,
+            term,
+            init,
+            info,
+        )
+
+    @staticmethod
+    def _check_terminal(terminal, S):
+        if terminal is None:
+            return None
+        t = np.asarray(terminal)
+        if t.dtype != np.bool_:
+            if np.issubdtype(t.dtype, np.integer) and t.ndim == 1 and t.shape != (S,):
+                # a list of terminal state indices
+                if np.any((t < 0) | (t >= S)):
+                    raise ValueError(f"terminal: state index out of range [0, {S})")
+                mask = np.zeros(S, dtype=bool)
+                mask[t] = True
+                return mask
+            raise TypeError(
+                f"terminal must be a boolean mask of shape ({S},) or integer state indices"
+            )
+        if t.shape != (S,):
+            raise ValueError(f"terminal must have shape ({S},), got {t.shape}")
+        if t.all():
+            raise ValueError("terminal: every state is terminal")
+        return t.copy()
+
+    @staticmethod
+    def _check_initial(initial, S):
+        if initial is None:
+            return None
+        p = _as_real_array(initial, "initial").astype(np.float64)
+        if p.shape != (S,):
+            raise ValueError(f"initial must have shape ({S},), got {p.shape}")
+        if not np.all(np.isfinite(p)) or np.any(p < 0):
+            raise ValueError(
+                f"initial must be non-negative and finite; first offending state "
+                f"{int(np.argmax(~np.isfinite(p) | (p < 0)))}"
+            )
+        if abs(p.sum() - 1.0) > _ROW_ATOL:
+            raise ValueError(f"initial must sum to 1, got {p.sum()!r}")
+        return p
+
+    @classmethod
+    def from_gymnasium(cls, env, gamma: float, *, dtype=np.float64) -> TabularMDP:
+        """Build from a toy-text gymnasium environment (``env.unwrapped.P``).
+
+        Duplicate outcomes are merged; rewards are averaged over outcomes. A
+        transition flagged ``terminated`` leads to a terminal state (value 0,
+        SPEC.md 1). If some state is reached both by terminating and by
+        non-terminating transitions, one extra absorbing terminal state
+        (index ``S``) is appended and the terminating transitions lead there.
+        The initial distribution is taken from ``initial_state_distrib`` (or
+        ``isd``) when the environment has one.
+        """
+        u = getattr(env, "unwrapped", env)
+        P = getattr(u, "P", None)
+        if not isinstance(P, Mapping) or not P:
+            raise TypeError(
+                "env must expose a transition table env.unwrapped.P "
+                "(dict: state -> action -> [(prob, next_state, reward, terminated)])"
+            )
+        S = len(P)
+        A = max(len(P[s]) for s in P)
+        if sorted(P) != list(range(S)):
+            raise ValueError("env.unwrapped.P must be keyed by states 0..S-1")
+        ends = np.zeros(S, dtype=bool)
+        for s in range(S):
+            for a in range(len(P[s])):
+                for prob, ns, _r, done in P[s][a]:
+                    if prob != 0 and done:
+                        ends[ns] = True
+        # transitions out of terminal states never happen; among the others, a
+        # state reached both with and without `terminated` needs a fresh sink
+        cont = np.zeros(S, dtype=bool)
+        for s in np.flatnonzero(~ends):
+            for a in range(len(P[s])):
+                for prob, ns, _r, done in P[s][a]:
+                    if prob != 0 and not done:
+                        cont[ns] = True
+        conflict = bool((ends & cont).any())
+        n = S + 1 if conflict else S
+        terminal = np.zeros(n, dtype=bool)
+        if conflict:
+            terminal[S] = True
+        else:
+            terminal |= ends
+        rows_idx: list[int] = []
+        rows_p: list[float] = []
+        indptr = [0]
+        R = np.full((n, A), -np.inf)
+        for s in range(n):
+            for a in range(A):
+                outs = P[s][a] if s < S and a < len(P[s]) else None
+                if outs is None:
+                    if s == S:  # the sink
+                        rows_idx.append(S)
+                        rows_p.append(1.0)
+                        R[s, a] = 0.0
+                    indptr.append(len(rows_idx))
+                    continue
+                r_exp = 0.0
+                for prob, ns, r, done in outs:
+                    target = S if (conflict and done) else int(ns)
+                    rows_idx.append(target)
+                    rows_p.append(float(prob))
+                    r_exp += float(prob) * float(r)
+                R[s, a] = r_exp
+                indptr.append(len(rows_idx))
+        init = getattr(u, "initial_state_distrib", None)
+        if init is None:
+            init = getattr(u, "isd", None)
+        if init is not None:
+            init = np.asarray(init, dtype=np.float64)
+            if conflict:
+                init = np.append(init, 0.0)
+        info = {"source": f"gymnasium:{getattr(getattr(u, 'spec', None), 'id', type(u).__name__)}"}
+        return cls._build(
+            np.asarray(indptr, dtype=np.int64),
+            np.asarray(rows_idx, dtype=np.int64),
+            np.asarray(rows_p, dtype=np.float64),
+            R,
+            None,
+            n,
+            A,
+            check_gamma(gamma),
+            terminal if terminal.any() else None,
+            init,
+            _float_dtype(dtype),
+            info,
+        )
+
+    # ------------------------------------------------------------------ views & variants
+    @property
+    def nnz(self) -> int:
+        """Number of stored transitions."""
+        return int(self.probs.shape[0])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Storage dtype of ``probs`` and ``rewards``."""
+        return self.probs.dtype
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        arrays = (self.indptr, self.indices, self.probs, self.rewards, self.terminal, self.initial)
+        return int(sum(a.nbytes for a in arrays if a is not None))
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """Boolean ``(S, A)``: actions with finite reward."""
+        return self.rewards > -np.inf
+
+    @property
+    def has_terminal(self) -> bool:
+        """Whether any state is terminal."""
+        return self.terminal is not None and bool(self.terminal.any())
+
+    def to_dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(P, R)`` with ``P`` of shape (S, A, S) (small MDPs only)."""
+        S, A = self.n_states, self.n_actions
+        if S * A * S > 50_000_000:
+            raise ValueError(f"to_dense: MDP too large ({S} states x {A} actions) for a dense P")
+        P = np.zeros((S * A, S), dtype=np.float64)
+        rows = np.repeat(np.arange(S * A), np.diff(self.indptr))
+        P[rows, self.indices] = self.probs
+        return P.reshape(S, A, S), np.array(self.rewards, dtype=np.float64)
+
+    def with_rewards(self, R) -> TabularMDP:
+        """Same transitions (shared, not re-validated) with new rewards ``R (S, A)``."""
+        R = _as_real_array(R, "R")
+        S, A = self.n_states, self.n_actions
+        if R.shape != (S, A):
+            raise ValueError(f"R must have shape {(S, A)}, got {R.shape}")
+        if np.any(np.isnan(R)) or np.any(R == np.inf):
+            s, a = np.argwhere(np.isnan(R) | (R == np.inf))[0]
+            raise ValueError(f"R must not hold NaN or +inf; first offending (s, a) = ({s}, {a})")
+        feas_new = R > -np.inf
+        if not feas_new.any(axis=1).all():
+            raise ValueError(
+                f"R: state {int(np.argmax(~feas_new.any(axis=1)))} has no feasible action"
+            )
+        newly = feas_new & ~self.feasible
+        if newly.any():
+            sums = _csr.row_sums(self.indptr, self.probs).reshape(S, A)
+            bad = newly & (np.abs(sums - 1.0) > _ROW_ATOL)
+            if self.terminal is not None:
+                bad[self.terminal] = False
+            if bad.any():
+                s, a = np.argwhere(bad)[0]
+                raise ValueError(
+                    f"R: action made feasible at (s, a) = ({s}, {a}) has no transition row"
+                )
+        return TabularMDP(
+            self.indptr, self.indices, self.probs, R.astype(self.dtype, copy=True),
+            self.gamma, self.terminal, self.initial, dict(self.info),
+        )
+
+    def with_gamma(self, gamma: float) -> TabularMDP:
+        """Same MDP with another discount factor."""
+        return TabularMDP(
+            self.indptr, self.indices, self.probs, self.rewards, check_gamma(gamma),
+            self.terminal, self.initial, dict(self.info),
+        )
+
+    def with_initial(self, initial) -> TabularMDP:
+        """Same MDP with another initial-state distribution."""
+        return TabularMDP(
+            self.indptr, self.indices, self.probs, self.rewards, self.gamma, self.terminal,
+            self._check_initial(initial, self.n_states), dict(self.info),
+        )
+
+    def astype(self, dtype) -> TabularMDP:
+        """Copy with ``probs`` and ``rewards`` stored as ``dtype`` (float64 or float32)."""
+        dt = _float_dtype(dtype)
+        if dt == self.dtype:
+            return self
+        return TabularMDP(
+            self.indptr, self.indices, self.probs.astype(dt), self.rewards.astype(dt),
+            self.gamma, self.terminal, self.initial, dict(self.info),
+        )
+
+    # ------------------------------------------------------------------ comparison
+    def _fields(self):
+        return (self.indptr, self.indices, self.probs, self.rewards)
+
+    def allclose(self, other: TabularMDP, *, atol: float = 1e-12) -> bool:
+        """Same sizes, structure, terminal mask and initial distribution; values within ``atol``."""
+        if not isinstance(other, TabularMDP):
+            return False
+        if (self.n_states, self.n_actions) != (other.n_states, other.n_actions):
+            return False
+        if abs(self.gamma - other.gamma) > atol:
+            return False
+        if not (np.array_equal(self.indptr, other.indptr)
+                and np.array_equal(self.indices, other.indices)):
+            return False
+        if not np.allclose(self.probs, other.probs, rtol=0, atol=atol):
+            return False
+        if not np.array_equal(self.feasible, other.feasible):
+            return False
+        f = self.feasible
+        if not np.allclose(self.rewards[f], other.rewards[f], rtol=0, atol=atol):
+            return False
+        t1 = self.terminal if self.terminal is not None else np.zeros(self.n_states, bool)
+        t2 = other.terminal if other.terminal is not None else np.zeros(other.n_states, bool)
+        if not np.array_equal(t1, t2):
+            return False
+        if (self.initial is None) != (other.initial is None):
+            return False
+        return self.initial is None or np.allclose(self.initial, other.initial, rtol=0, atol=atol)
+
+    def __eq__(self, other) -> bool:
+        return self.allclose(other, atol=0.0) if isinstance(other, TabularMDP) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.has_terminal:
+            extra += f", terminal={int(self.terminal.sum())}"
+        return (
+            f"TabularMDP(n_states={self.n_states}, n_actions={self.n_actions}, nnz={self.nnz}, "
+            f"gamma={self.gamma}, dtype={self.dtype}{extra})"
+        )

@@ -1,0 +1,35 @@
+"""Pure NumPy/SciPy yardsticks for every Numba kernel in fastsoft.
+
+These are deliberately plain (vectorised NumPy, SciPy sparse, Python loops
+where the algorithm is a loop) and are what tests and benchmarks compare the
+kernels against. Submodules: :mod:`fastsoft.reference.core` (CSR helpers,
+Bellman backups, value and policy iteration), :mod:`fastsoft.reference.dra`
+(the DRA loop), :mod:`fastsoft.reference.sampling` (rollouts, occupancy,
+inference).
+"""
+
+from .core import (
+    bellman_backup,
+    canonicalize_csr,
+    expected_rewards,
+    finite_horizon,
+    q_values,
+    regularized_max,
+    row_sums,
+    soft_value_iteration,
+    transition_matrix,
+    value_iteration,
+)
+
+__all__ = [
+    "bellman_backup",
+    "canonicalize_csr",
+    "expected_rewards",
+    "finite_horizon",
+    "q_values",
+    "regularized_max",
+    "row_sums",
+    "soft_value_iteration",
+    "transition_matrix",
+    "value_iteration",
+]

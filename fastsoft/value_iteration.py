@@ -1,0 +1,280 @@
+"""Regularized value iteration (SPEC.md 2): the public layer over the Bellman kernels."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from . import _kernels as K
+from ._common import (
+    PARALLEL_MIN_PAIRS,
+    Regularizer,
+    check_int,
+    check_mdp,
+    check_real,
+    check_vector,
+    kernel_arrays,
+    make_regularizer,
+)
+from .mdp import TabularMDP
+from .result import SolveResult
+
+__all__ = ["soft_value_iteration", "value_iteration", "bellman_backup", "DEFAULT_MAX_ITER"]
+
+#: ``max_iter=None`` means this many sweeps.
+DEFAULT_MAX_ITER = 100_000
+
+_ORDERS = ("jacobi", "gauss-seidel")
+
+
+def _use_parallel(mdp: TabularMDP, parallel) -> bool:
+    if parallel is None:
+        return mdp.n_states * mdp.n_actions >= PARALLEL_MIN_PAIRS
+    return bool(parallel)
+
+
+def _chunk_bounds(n_states: int, parallel: bool) -> np.ndarray:
+    n = max(1, min(n_states, 256 if parallel else 1))
+    return np.linspace(0, n_states, n + 1).astype(np.int64)
+
+
+def bellman_backup(
+    mdp: TabularMDP, V, temperature: float = 0.0, *, kl_weight: float = 0.0, prior=None
+):
+    """Apply the regularized Bellman operator once (SPEC.md 2).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    V : array, shape (S,)
+    temperature : float
+        Entropy weight ``tau >= 0``.
+    kl_weight : float
+        KL weight ``eta >= 0`` towards ``prior``.
+    prior : array (S, A) or (A,), optional
+        ``mu``; uniform over the feasible actions when omitted.
+
+    Returns
+    -------
+    TV : ndarray (S,)
+    Q : ndarray (S, A)
+    policy : ndarray (S, A)
+    """
+    mdp = check_mdp(mdp)
+    V = check_vector(V, "V", mdp.n_states)
+    reg = make_regularizer(mdp, temperature, kl_weight, prior)
+    return _backup(mdp, V, reg)
+
+
+def _backup(mdp: TabularMDP, V: np.ndarray, reg: Regularizer):
+    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
+    S, A = mdp.n_states, mdp.n_actions
+    Q = np.empty((S, A))
+    pi = np.empty((S, A))
+    TV = np.empty(S)
+    K._greedy_step(indptr, indices, probs, R, mdp.gamma, V, reg.lam, reg.bias, reg.has_bias,
+                   reg.sbias, term, has_term, Q, pi, TV)
+    return TV, Q, pi
+
+
+def soft_value_iteration(
+    mdp: TabularMDP,
+    temperature: float,
+    *,
+    kl_weight: float = 0.0,
+    prior=None,
+    horizon: int | None = None,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    V0=None,
+    order: str = "jacobi",
+    parallel: bool | None = None,
+    callback: Callable[[dict], bool | None] | None = None,
+) -> SolveResult:
+    """Entropy- and KL-regularized value iteration with a certified stopping rule.
+
+    Iterates ``(T V)(s) = lam log sum_a exp((Q(s,a) + eta log mu(a|s)) / lam)``,
+    ``lam = tau + eta``, ``Q = R + gamma P V`` (the hard max when ``lam = 0``).
+    After each sweep, with ``d = TV - V`` and ``c = gamma / (1 - gamma)``, the
+    MacQueen bounds ``TV + c min d <= V* <= TV + c max d`` hold; the returned
+    ``V`` is their midpoint and ``error_bound`` the half-width, a certified
+    bound on ``max_s |V(s) - V*(s)|``. With terminal states or Gauss-Seidel
+    sweeps the bounds use ``min(min d, 0)`` and ``max(max d, 0)`` (the operator
+    then shifts constants by at most ``gamma c``, not exactly).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    temperature : float
+        Entropy weight ``tau >= 0`` (same units as rewards; not an inverse
+        temperature).
+    kl_weight : float
+        KL weight ``eta >= 0``.
+    prior : array (S, A) or (A,), optional
+        The prior policy ``mu``; uniform over each state's feasible actions by default.
+    horizon : int, optional
+        Finite horizon ``H``: exact backward induction, results with a leading
+        time axis; ``gamma = 1`` is allowed. ``V0`` is then ``V_H`` (default 0).
+    tol : float
+        Certified sup-norm error to reach.
+    max_iter : int, optional
+        Sweep limit (default :data:`DEFAULT_MAX_ITER`); when it is hit,
+        ``converged=False`` and the certified bound reached is reported.
+    V0 : array (S,), optional
+        Starting values (warm start). Terminal states are pinned to 0.
+    order : {"jacobi", "gauss-seidel"}
+        Jacobi sweeps (parallel over states on large problems) or in-place
+        Gauss-Seidel sweeps alternating increasing and decreasing state order
+        (serial; on grids it carries information across the grid in one sweep).
+    parallel : bool, optional
+        Force the parallel (True) or serial (False) Jacobi kernel; default by size.
+    callback : callable, optional
+        Called between kernel calls with a dict ``{"n_iter", "error_bound",
+        "residual", "elapsed"}``; returning True stops the run (the partial
+        result keeps its certificate). Ctrl-C does the same while a callback is set.
+
+    Returns
+    -------
+    SolveResult
+    """
+    t_start = time.perf_counter()
+    mdp = check_mdp(mdp)
+    reg = make_regularizer(mdp, temperature, kl_weight, prior)
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    if order not in _ORDERS:
+        raise ValueError(f"order must be one of {_ORDERS}, got {order!r}")
+    if horizon is not None:
+        H = check_int(horizon, "horizon", low=1)
+        return _finite(mdp, reg, H, V0, t_start)
+    if mdp.gamma >= 1.0:
+        raise ValueError("gamma = 1 needs a finite horizon (pass horizon=H)")
+    max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True) or DEFAULT_MAX_ITER
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    S = mdp.n_states
+    V = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
+    par = _use_parallel(mdp, parallel)
+    gs = order == "gauss-seidel"
+    out = _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start)
+    method = f"value_iteration[{order}]" if reg.lam == 0 else f"soft_value_iteration[{order}]"
+    return _finish(mdp, reg, out, tol, method, t_start)
+
+
+def value_iteration(mdp: TabularMDP, **kwargs) -> SolveResult:
+    """Hard value iteration: :func:`soft_value_iteration` with temperature 0 and no KL."""
+    return soft_value_iteration(mdp, 0.0, **kwargs)
+
+
+def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
+    """Drive ``_vi_run``; returns a dict with the iterate (``TV`` of the last sweep)."""
+    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
+    if has_term:
+        V[mdp.terminal] = 0.0
+    S = mdp.n_states
+    W = np.empty_like(V)
+    bounds = _chunk_bounds(S, par)
+    cmin = np.empty(len(bounds) - 1)
+    cmax = np.empty(len(bounds) - 1)
+    hist_b = np.empty(max_iter)
+    hist_r = np.empty(max_iter)
+    hist_t = np.empty(max_iter)
+    shift = np.zeros(2)
+    c = mdp.gamma / (1.0 - mdp.gamma)
+    clamp = has_term or gs
+    done = 0
+    interrupted = False
+    batch = max_iter if callback is None else 1
+    t_prev = time.perf_counter() - t_start
+    while done < max_iter:
+        n = min(batch, max_iter - done)
+        try:
+            k = K._vi_run(n, done, tol, c, clamp, par, gs, bounds, indptr, indices, probs, R,
+                          mdp.gamma, V, W, reg.lam, reg.bias, reg.has_bias, reg.sbias, term,
+                          has_term, cmin, cmax, hist_b, hist_r, shift)
+        except KeyboardInterrupt:  # pragma: no cover - only with a callback
+            interrupted = True
+            break
+        t_now = time.perf_counter() - t_start
+        hist_t[done:done + k] = np.linspace(t_prev, t_now, k + 1)[1:]
+        done += k
+        t_prev = t_now
+        if hist_b[done - 1] <= tol:
+            break
+        if callback is not None:
+            info = {"n_iter": done, "error_bound": float(hist_b[done - 1]),
+                    "residual": float(hist_r[done - 1]), "elapsed": t_now}
+            try:
+                stop = callback(info)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            if stop:
+                interrupted = True
+                break
+            # aim at ~0.2 s per kernel call
+            per = (t_now - hist_t[max(0, done - k - 1)] if done > k else t_now) / max(k, 1)
+            batch = int(min(max(1, 0.2 / max(per, 1e-9)), 2 * batch + 1))
+    return {
+        "V": V, "n_iter": done, "lo": float(shift[0]), "hi": float(shift[1]),
+        "history": {"error_bound": hist_b[:done].copy(), "residual": hist_r[:done].copy(),
+                    "time": hist_t[:done].copy()},
+        "interrupted": interrupted,
+    }
+
+
+def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:
+    """Midpoint extrapolation, a last greedy step, and the tightest certified bound."""
+    V = out["V"]
+    live = slice(None) if not mdp.has_terminal else ~mdp.terminal
+    lo, hi = out["lo"], out["hi"]
+    n = out["n_iter"]
+    if n > 0:
+        V[live] += 0.5 * (lo + hi)
+        bound = 0.5 * (hi - lo)
+        residual = float(out["history"]["residual"][-1])
+    else:
+        bound = np.inf
+        residual = np.nan
+    TV, Q, pi = _backup(mdp, V, reg)
+    # second certificate from the returned V itself: V* - V in [d + c lo', d + c hi']
+    d = (TV - V)[live]
+    if d.size:
+        c = mdp.gamma / (1.0 - mdp.gamma)
+        dmin, dmax = float(d.min()), float(d.max())
+        if mdp.has_terminal:
+            lo2, hi2 = c * min(dmin, 0.0), c * max(dmax, 0.0)
+        else:
+            lo2, hi2 = c * dmin, c * dmax
+        bound2 = max(dmax + hi2, -(dmin + lo2), 0.0)
+        bound = min(bound, bound2)
+        if n == 0:
+            residual = max(abs(dmin), abs(dmax))
+    else:
+        bound = 0.0
+    return SolveResult(
+        V=V, Q=Q, policy=pi, n_iter=n, residual=residual, error_bound=float(bound),
+        converged=bool(bound <= tol), history=out["history"], method=method,
+        temperature=reg.tau, kl_weight=reg.eta, horizon=None, tol=tol,
+        wall_time=time.perf_counter() - t_start, interrupted=out["interrupted"],
+        extra=extra or {},
+    )
+
+
+def _finite(mdp, reg, H, V0, t_start) -> SolveResult:
+    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
+    S, A = mdp.n_states, mdp.n_actions
+    VT = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
+    Vt = np.empty((H + 1, S))
+    Qt = np.empty((H, S, A))
+    pit = np.empty((H, S, A))
+    K._finite_horizon(H, indptr, indices, probs, R, mdp.gamma, VT, reg.lam, reg.bias,
+                      reg.has_bias, reg.sbias, term, has_term, Vt, Qt, pit)
+    method = "backward_induction" if reg.lam == 0 else "soft_backward_induction"
+    return SolveResult(
+        V=Vt, Q=Qt, policy=pit, n_iter=H, residual=0.0, error_bound=0.0, converged=True,
+        history={"error_bound": np.zeros(H), "residual": np.zeros(H), "time": np.zeros(H)},
+        method=method, temperature=reg.tau, kl_weight=reg.eta, horizon=H, tol=0.0,
+        wall_time=time.perf_counter() - t_start,
+    )
