@@ -7,6 +7,13 @@ cached on disk.
 from . import bounds, reference
 from .generators import gridworld, huys_planning_task, mattar_daw_maze, random_mdp
 from .mdp import TabularMDP
+from .policy_iteration import (
+    modified_policy_iteration,
+    policy_evaluation,
+    policy_iteration,
+    regularized_policy_iteration,
+)
+from .solve import solve
 from .result import SolveResult
 from .value_iteration import bellman_backup, soft_value_iteration, value_iteration
 
@@ -20,8 +27,13 @@ __all__ = [
     "gridworld",
     "huys_planning_task",
     "mattar_daw_maze",
+    "modified_policy_iteration",
+    "policy_evaluation",
+    "policy_iteration",
     "random_mdp",
     "reference",
+    "regularized_policy_iteration",
+    "solve",
     "soft_value_iteration",
     "value_iteration",
 ]

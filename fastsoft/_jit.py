@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numba
 
-#: LLVM fast-math flags: reassociation (vectorised reductions), contraction
-#: (FMA), no signed zeros and reciprocal approximation. Deliberately *not*
-#: ``nnan``/``ninf`` (infinities are meaningful) and not ``afn``.
-FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
+#: LLVM fast-math flags: contraction (FMA), no signed zeros and reciprocal
+#: approximation. Deliberately *not* ``nnan``/``ninf`` (infinities are
+#: meaningful), not ``afn``, and not ``reassoc``: it makes LLVM vectorise the
+#: 2-10 term sums over a CSR row, which measured 20% slower on sparse sweeps.
+FASTMATH = frozenset({"contract", "nsz", "arcp"})
 
 _COMMON = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 

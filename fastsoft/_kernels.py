@@ -27,42 +27,52 @@ NEG_INF = -np.inf
 
 @jit
 def _q_value(s, a, A, indptr, indices, probs, R, gamma, V):
-    """``R[s, a] + gamma * sum_s' P(s'|s,a) V[s']`` (``-inf`` stays ``-inf``)."""
+    """``R[s, a] + gamma * sum_s' P(s'|s,a) V[s']`` (``-inf`` stays ``-inf``).
+
+    The row is normalised by its computed sum (exactly 1 for float64 storage,
+    within float32 round-off otherwise), so the operator is that of an exactly
+    stochastic ``P``.
+    """
     r = R[s, a]
     if r == NEG_INF:
         return NEG_INF
     row = s * A + a
     ev = 0.0
+    ps = 0.0
     for k in range(indptr[row], indptr[row + 1]):
-        ev += probs[k] * V[indices[k]]
-    return r + gamma * ev
+        p = probs[k]
+        ev += p * V[indices[k]]
+        ps += p
+    # divide by the row's own sum: float32 storage rounds row sums away from 1,
+    # and the certificates need exactly stochastic rows
+    return r + gamma * (ev / ps if ps > 0.0 else 0.0)
 
 
 @jit
-def _state_backup(
-    s, A, indptr, indices, probs, R, gamma, V, lam, bias, has_bias, sbias
-):
-    """Regularized max over actions at state ``s`` (SPEC.md 2, closed form)."""
+def _state_backup(s, A, indptr, indices, probs, R, gamma, V, lam, bias, has_bias, sbias, buf):
+    """Regularized max over actions at state ``s`` (SPEC.md 2, closed form).
+
+    Two passes over the ``A`` actions (``buf`` is scratch of length ``A``):
+    the maximum ``m`` of ``x_a = Q(s, a) + bias``, then
+    ``m + lam log sum_a exp((x_a - m) / lam)``, which cannot overflow and
+    needs no exponential for the maximising action.
+    """
     m = NEG_INF
-    acc = 0.0
+    arg = -1
     for a in range(A):
-        q = _q_value(s, a, A, indptr, indices, probs, R, gamma, V)
-        if q == NEG_INF:
-            continue
-        x = q + bias[s, a] if has_bias else q
-        if x == NEG_INF:
-            continue
-        if lam == 0.0:
-            if x > m:
-                m = x
-        elif x > m:
-            # streaming log-sum-exp: rescale what we have to the new maximum
-            acc = acc * math.exp((m - x) / lam) + 1.0
+        x = _q_value(s, a, A, indptr, indices, probs, R, gamma, V)
+        if has_bias and x != NEG_INF:
+            x += bias[s, a]
+        buf[a] = x
+        if x > m:
             m = x
-        else:
-            acc += math.exp((x - m) / lam)
-    if lam == 0.0:
+            arg = a
+    if lam == 0.0 or m == NEG_INF:
         return m + sbias[s]
+    acc = 1.0
+    for a in range(A):
+        if a != arg:
+            acc += math.exp((buf[a] - m) / lam)
     return m + lam * math.log(acc) + sbias[s]
 
 
@@ -78,6 +88,7 @@ def _sweep_block(
     ``d = new - old``.
     """
     A = R.shape[1]
+    buf = np.empty(A)
     dmin = np.inf
     dmax = -np.inf
     n = hi - lo
@@ -88,7 +99,7 @@ def _sweep_block(
             continue
         old = Vin[s]
         new = _state_backup(
-            s, A, indptr, indices, probs, R, gamma, Vin, lam, bias, has_bias, sbias
+            s, A, indptr, indices, probs, R, gamma, Vin, lam, bias, has_bias, sbias, buf
         )
         Vout[s] = new
         d = new - old

@@ -343,6 +343,11 @@ class TabularMDP:
         indptr, indices, probs64 = _csr.canonicalize_csr(
             np.ascontiguousarray(indptr), indices, probs64
         )
+        # store exactly stochastic rows (validation allowed 1e-8 of slack)
+        sums = _csr.row_sums(indptr, probs64)
+        if np.any((sums > 0) & (sums != 1.0)):
+            scale = np.where(sums > 0, sums, 1.0)
+            probs64 = probs64 / np.repeat(scale, np.diff(indptr))
         return cls(
             np.ascontiguousarray(indptr),
             indices,

@@ -29,6 +29,26 @@ DEFAULT_MAX_ITER = 100_000
 _ORDERS = ("jacobi", "gauss-seidel")
 
 
+def pessimistic_start(mdp: TabularMDP) -> np.ndarray:
+    """A lower bound of V*: ``min R / (1 - gamma)`` (with 0 in the min when states terminate).
+
+    Value iteration starts here by default. Information then travels with the
+    Gauss-Seidel sweep order (a state's value rises as soon as a better
+    neighbour is known), so on grids one sweep carries it across the grid; an
+    optimistic start such as 0 only lets bad news travel one cell per sweep.
+    """
+    c = mdp._cache
+    if "pessimistic" not in c:
+        r = float(np.min(mdp.rewards[mdp.feasible]))
+        if mdp.has_terminal:
+            r = min(r, 0.0)
+        c["pessimistic"] = r / (1.0 - mdp.gamma) if mdp.gamma < 1 else 0.0
+    V = np.full(mdp.n_states, c["pessimistic"])
+    if mdp.has_terminal:
+        V[mdp.terminal] = 0.0
+    return V
+
+
 def _use_parallel(mdp: TabularMDP, parallel) -> bool:
     if parallel is None:
         return mdp.n_states * mdp.n_actions >= PARALLEL_MIN_PAIRS
@@ -123,7 +143,8 @@ def soft_value_iteration(
         Sweep limit (default :data:`DEFAULT_MAX_ITER`); when it is hit,
         ``converged=False`` and the certified bound reached is reported.
     V0 : array (S,), optional
-        Starting values (warm start). Terminal states are pinned to 0.
+        Starting values (warm start). Terminal states are pinned to 0. Default:
+        the pessimistic bound of :func:`pessimistic_start`.
     order : {"jacobi", "gauss-seidel"}
         Jacobi sweeps (parallel over states on large problems) or in-place
         Gauss-Seidel sweeps alternating increasing and decreasing state order
@@ -154,7 +175,7 @@ def soft_value_iteration(
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     S = mdp.n_states
-    V = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
+    V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
     par = _use_parallel(mdp, parallel)
     gs = order == "gauss-seidel"
     out = _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start)

@@ -63,10 +63,16 @@ def transition_matrix(mdp) -> sp.csr_matrix:
 
 # ----------------------------------------------------------------- the operator
 def q_values(mdp, V, P=None) -> np.ndarray:
-    """``Q = R + gamma P V`` with ``-inf`` kept for infeasible actions."""
+    """``Q = R + gamma P V`` with ``-inf`` kept for infeasible actions.
+
+    Rows of ``P`` are divided by their sums (exactly stochastic rows even for
+    float32 storage), as the kernels do.
+    """
     P = transition_matrix(mdp) if P is None else P
     R = np.asarray(mdp.rewards, dtype=np.float64)
-    ev = (P @ np.asarray(V, dtype=np.float64)).reshape(R.shape)
+    sums = np.asarray(P.sum(axis=1)).ravel()
+    ev = (P @ np.asarray(V, dtype=np.float64)) / np.where(sums > 0, sums, 1.0)
+    ev = ev.reshape(R.shape)
     with np.errstate(invalid="ignore"):
         Q = R + mdp.gamma * ev
     Q[~np.isfinite(R)] = -np.inf
