@@ -91,7 +91,7 @@ def _log_prior(R, prior):
 def regularized_max(Q, temperature, kl_weight=0.0, prior=None):
     """Closed form of ``max_pi pi.Q - eta KL(pi||mu) + tau H(pi)`` row by row.
 
-    Returns ``(value (S,), policy (S, A))``. Mirrors ``_state_backup`` and
+    Returns ``(value (S,), policy (S, A))``. Mirrors the state loop of ``_sweep_block`` and
     ``_greedy_step``. ``lam = eta + tau = 0`` is the hard max with all mass on
     the lowest-index maximiser. ``prior=None`` is uniform over finite entries.
     """
@@ -108,10 +108,12 @@ def regularized_max(Q, temperature, kl_weight=0.0, prior=None):
         pi = np.zeros_like(Q)
         pi[np.arange(Q.shape[0]), np.argmax(x, axis=1)] = 1.0
         return v, pi
-    v = lam * logsumexp(x / lam, axis=1)
+    m = x.max(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):
-        pi = np.exp((x - v[:, None]) / lam)
-    pi[~np.isfinite(x)] = 0.0
+        z = (x - m) / lam  # <= 0: no overflow even for subnormal lam
+    z[~np.isfinite(x)] = -np.inf
+    v = m[:, 0] + lam * logsumexp(z, axis=1)
+    pi = np.exp(z)
     pi /= pi.sum(axis=1, keepdims=True)
     return v, pi
 

@@ -1,0 +1,123 @@
+"""One soft sweep and one full solve, fastsoft vs ``fastsoft.reference``, measured in one run.
+
+Usage::
+
+    python benchmarks/sweep_ratios.py                 # the issue's sizes
+    python benchmarks/sweep_ratios.py --small         # quick check
+    python benchmarks/sweep_ratios.py --full-grid     # also the reference full solve on the grid
+
+Prints medians of repeated runs and the ratios, the effective memory traffic
+of a sweep (bytes of the CSR, rewards and values it must touch, divided by
+its time) and, measured in the same run, the bandwidth NumPy reaches summing
+a large array.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numba
+import numpy as np
+
+import fastsoft as fs
+from fastsoft import _kernels as K
+from fastsoft import reference as ref
+from fastsoft._common import kernel_arrays, make_regularizer
+from fastsoft.value_iteration import _chunk_bounds, pessimistic_start
+
+
+def median_time(fn, repeat):
+    fn()  # warm-up (compilation, caches)
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def sweep_fn(mdp, tau, V, order="jacobi"):
+    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
+    reg = make_regularizer(mdp, tau, 0.0, None)
+    bounds = _chunk_bounds(mdp.n_states, True)
+    cmin = np.empty(len(bounds) - 1)
+    cmax = np.empty(len(bounds) - 1)
+    W = np.empty_like(V)
+    gs = order == "gauss-seidel"
+
+    def run():
+        K._sweep(not gs, gs, False, bounds, indptr, indices, probs, R, mdp.gamma, V, W,
+                 reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cmin, cmax)
+
+    return run
+
+
+def sweep_bytes(mdp):
+    S = mdp.n_states
+    return (mdp.indptr.nbytes + mdp.indices.nbytes + mdp.probs.nbytes + mdp.rewards.nbytes
+            + 2 * S * 8)
+
+
+def numpy_sum_bandwidth(repeat):
+    x = np.ones(64_000_000)  # 512 MB
+    return x.nbytes / median_time(x.sum, repeat)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", action="store_true", help="small problems (smoke run)")
+    ap.add_argument("--full-grid", action="store_true",
+                    help="also time the reference's full solve of the grid (minutes)")
+    ap.add_argument("--temperature", type=float, default=0.1)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args(argv)
+    n_grid = 100 if args.small else 1000
+    n_rand = 10_000 if args.small else 100_000
+    tau = args.temperature
+    problems = {
+        f"gridworld {n_grid}x{n_grid} slip 0.1": fs.gridworld(n_grid, n_grid, slip=0.1,
+                                                              gamma=0.99),
+        f"random_mdp({n_rand}, 8, 10)": fs.random_mdp(n_rand, 8, 10, gamma=0.99, seed=0),
+    }
+    print(f"numba threads: {numba.get_num_threads()}, temperature {tau}")
+    bw = numpy_sum_bandwidth(args.repeat)
+    print(f"NumPy sum of a 512 MB array: {bw / 1e9:.1f} GB/s\n")
+    header = (f"{'problem':34s} {'what':28s} {'fastsoft':>10s} {'reference':>10s} "
+              f"{'ratio':>7s}")
+    print(header)
+    print("-" * len(header))
+    for name, mdp in problems.items():
+        V = pessimistic_start(mdp) + np.random.default_rng(0).random(mdp.n_states)
+        P = ref.transition_matrix(mdp)
+        t_ref = median_time(lambda mdp=mdp, V=V, P=P: ref.bellman_backup(mdp, V, tau, P=P),
+                            max(3, args.repeat // 2))
+        for order in ("jacobi", "gauss-seidel"):
+            t_k = median_time(sweep_fn(mdp, tau, V.copy(), order), args.repeat)
+            print(f"{name:34s} {'soft sweep [' + order + ']':28s} {t_k * 1e3:8.1f}ms "
+                  f"{t_ref * 1e3:8.1f}ms {t_ref / t_k:6.1f}x")
+            if order == "jacobi":
+                gbs = sweep_bytes(mdp) / t_k
+                print(f"{'':34s} {'  traffic':28s} {gbs / 1e9:7.1f}GB/s "
+                      f"({100 * gbs / bw:.0f}% of NumPy sum)")
+        is_grid = name.startswith("gridworld")
+        if is_grid and not args.full_grid and not args.small:
+            res = fs.soft_value_iteration(mdp, tau, tol=1e-8)
+            print(f"{name:34s} {'full solve tol 1e-8':28s} {res.wall_time:8.2f}s  "
+                  f"{'(skipped)':>10s} {'':>7s} [{res.n_iter} sweeps, {res.method}]")
+            continue
+        t0 = time.perf_counter()
+        res = fs.soft_value_iteration(mdp, tau, tol=1e-8)
+        t_k = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = ref.soft_value_iteration(mdp, tau, tol=1e-8)
+        t_r = time.perf_counter() - t0
+        err = np.max(np.abs(res.V - out["V"]))
+        print(f"{name:34s} {'full solve tol 1e-8':28s} {t_k:8.2f}s  {t_r:8.2f}s  "
+              f"{t_r / t_k:6.1f}x [{res.n_iter} vs {out['n_iter']} sweeps, "
+              f"max|dV| {err:.1e}]")
+
+
+if __name__ == "__main__":
+    main()
