@@ -41,14 +41,14 @@ def median_time(fn, repeat):
 def sweep_fn(mdp, tau, V, order="jacobi"):
     indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
     reg = make_regularizer(mdp, tau, 0.0, None)
-    bounds = _chunk_bounds(mdp.n_states, True)
+    gs = order == "gauss-seidel"
+    bounds = _chunk_bounds(mdp.n_states, True, gs)
     cmin = np.empty(len(bounds) - 1)
     cmax = np.empty(len(bounds) - 1)
     W = np.empty_like(V)
-    gs = order == "gauss-seidel"
 
     def run():
-        K._sweep(not gs, gs, False, bounds, indptr, indices, probs, R, mdp.gamma, V, W,
+        K._sweep(True, gs, False, bounds, indptr, indices, probs, R, mdp.gamma, V, W,
                  reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cmin, cmax)
 
     return run

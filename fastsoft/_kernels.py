@@ -44,6 +44,19 @@ def _row_mean(lo, hi, indices, probs, V):
 
 
 @ijit
+def _row_mean_split(lo, hi, indices, probs, V, Vs, blo, bhi):
+    """:func:`_row_mean` reading ``V`` inside the block ``[blo, bhi)``, ``Vs`` outside."""
+    ev = 0.0
+    ps = 0.0
+    for k in range(lo, hi):
+        p = probs[k]
+        j = indices[k]
+        ev += p * (V[j] if (j >= blo and j < bhi) else Vs[j])
+        ps += p
+    return ev / max(ps, 1e-300)
+
+
+@ijit
 def _q_value(s, a, A, indptr, indices, probs, R, gamma, V):
     """``R[s, a] + gamma * sum_s' P(s'|s,a) V[s']`` (``-inf`` stays ``-inf``)."""
     row = s * A + a
@@ -55,13 +68,16 @@ def _q_value(s, a, A, indptr, indices, probs, R, gamma, V):
 @jit
 def _sweep_block(
     lo, hi, reverse, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-    term, has_term,
+    term, has_term, Vsnap, split,
 ):
     """Back up states ``lo..hi-1`` reading ``Vin``, writing ``Vout``.
 
     ``Vin is Vout`` gives a Gauss-Seidel sweep (in place), in decreasing index
-    order when ``reverse``. Returns ``(min d, max d)`` over non-terminal states,
-    ``d = new - old``.
+    order when ``reverse``. With ``split``, successors outside ``[lo, hi)`` are
+    read from the snapshot ``Vsnap`` instead (block Gauss-Seidel: blocks are
+    then independent, so they can run in parallel with a result that does not
+    depend on the thread count). Returns ``(min d, max d)`` over non-terminal
+    states, ``d = new - old``.
     """
     A = R.shape[1]
     buf = np.empty(A)
@@ -84,7 +100,11 @@ def _sweep_block(
         for a in range(A):
             rhi = indptr[s * A + a + 1]
             r = R[s, a]
-            x = r + gamma * _row_mean(rlo, rhi, indices, probs, Vin)
+            if split:
+                ev = _row_mean_split(rlo, rhi, indices, probs, Vin, Vsnap, lo, hi)
+            else:
+                ev = _row_mean(rlo, rhi, indices, probs, Vin)
+            x = r + gamma * ev
             rlo = rhi
             if has_bias:
                 x += bias[s, a]
@@ -119,7 +139,25 @@ def _jacobi_sweep_parallel(
     for c in prange(bounds.shape[0] - 1):
         lo_d, hi_d = _sweep_block(
             bounds[c], bounds[c + 1], False, indptr, indices, probs, R, gamma, Vin, Vout, lam,
-            bias, has_bias, sbias, term, has_term,
+            bias, has_bias, sbias, term, has_term, Vin, False,
+        )
+        cmin[c] = lo_d
+        cmax[c] = hi_d
+
+
+@pjit
+def _block_gs_parallel(
+    bounds, reverse, indptr, indices, probs, R, gamma, V, Vsnap, lam, bias, has_bias, sbias,
+    term, has_term, cmin, cmax,
+):
+    """One block Gauss-Seidel sweep: ``Vsnap = V``, then every block in place, in parallel."""
+    n = V.shape[0]
+    for i in prange(n):
+        Vsnap[i] = V[i]
+    for c in prange(bounds.shape[0] - 1):
+        lo_d, hi_d = _sweep_block(
+            bounds[c], bounds[c + 1], reverse, indptr, indices, probs, R, gamma, V, V, lam,
+            bias, has_bias, sbias, term, has_term, Vsnap, True,
         )
         cmin[c] = lo_d
         cmax[c] = hi_d
@@ -130,12 +168,24 @@ def _sweep(
     parallel, gs, reverse, bounds, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias,
     has_bias, sbias, term, has_term, cmin, cmax,
 ):
-    """One sweep (Jacobi serial/parallel or Gauss-Seidel). Returns ``(min d, max d)``."""
+    """One sweep; returns ``(min d, max d)``.
+
+    Jacobi: reads ``Vin``, writes ``Vout`` (``bounds`` are load-balancing
+    chunks). Gauss-Seidel: updates ``Vout`` in place; serial, or with
+    ``parallel`` block Gauss-Seidel over the fixed blocks ``bounds`` with
+    ``Vin`` as the snapshot buffer.
+    """
     S = R.shape[0]
     if gs:
+        if parallel:
+            _block_gs_parallel(
+                bounds, reverse, indptr, indices, probs, R, gamma, Vout, Vin, lam, bias,
+                has_bias, sbias, term, has_term, cmin, cmax,
+            )
+            return cmin.min(), cmax.max()
         return _sweep_block(
             0, S, reverse, indptr, indices, probs, R, gamma, Vout, Vout, lam, bias, has_bias,
-            sbias, term, has_term,
+            sbias, term, has_term, Vout, False,
         )
     if parallel:
         _jacobi_sweep_parallel(
@@ -145,7 +195,7 @@ def _sweep(
         return cmin.min(), cmax.max()
     return _sweep_block(
         0, S, False, indptr, indices, probs, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-        term, has_term,
+        term, has_term, Vin, False,
     )
 
 
@@ -180,7 +230,7 @@ def _vi_run(
         reverse = ((it0 + k) % 2) == 1
         if gs:
             dmin, dmax = _sweep(
-                parallel, True, reverse, bounds, indptr, indices, probs, R, gamma, cur, cur,
+                parallel, True, reverse, bounds, indptr, indices, probs, R, gamma, nxt, cur,
                 lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
             )
         else:

@@ -55,8 +55,17 @@ def _use_parallel(mdp: TabularMDP, parallel) -> bool:
     return bool(parallel)
 
 
-def _chunk_bounds(n_states: int, parallel: bool) -> np.ndarray:
-    n = max(1, min(n_states, 256 if parallel else 1))
+#: Blocks of the parallel Gauss-Seidel sweep. Fixed (not the thread count), so
+#: that results do not depend on the number of threads.
+GS_BLOCKS = 8
+
+
+def _chunk_bounds(n_states: int, parallel: bool, gs: bool = False) -> np.ndarray:
+    """State ranges: Jacobi load-balancing chunks, or the fixed Gauss-Seidel blocks."""
+    if not parallel:
+        n = 1
+    else:
+        n = max(1, min(n_states, GS_BLOCKS if gs else 256))
     return np.linspace(0, n_states, n + 1).astype(np.int64)
 
 
@@ -148,9 +157,13 @@ def soft_value_iteration(
     order : {"jacobi", "gauss-seidel"}
         Jacobi sweeps (parallel over states on large problems) or in-place
         Gauss-Seidel sweeps alternating increasing and decreasing state order
-        (serial; on grids it carries information across the grid in one sweep).
+        (on grids it carries information across the grid in one sweep). The
+        parallel Gauss-Seidel sweep splits the states into :data:`GS_BLOCKS`
+        fixed blocks, each swept in place while reading the other blocks'
+        values from the start of the sweep (block Gauss-Seidel): the result
+        does not depend on the number of threads.
     parallel : bool, optional
-        Force the parallel (True) or serial (False) Jacobi kernel; default by size.
+        Force the parallel (True) or serial (False) kernels; default by size.
     callback : callable, optional
         Called between kernel calls with a dict ``{"n_iter", "error_bound",
         "residual", "elapsed"}``; returning True stops the run (the partial
@@ -195,7 +208,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
         V[mdp.terminal] = 0.0
     S = mdp.n_states
     W = np.empty_like(V)
-    bounds = _chunk_bounds(S, par)
+    bounds = _chunk_bounds(S, par, gs)
     cmin = np.empty(len(bounds) - 1)
     cmax = np.empty(len(bounds) - 1)
     hist_b = np.empty(max_iter)
