@@ -4,7 +4,6 @@ Importing fastsoft compiles nothing: kernels are compiled on first use and
 cached on disk.
 """
 
-from . import bounds, reference
 from .generators import gridworld, huys_planning_task, mattar_daw_maze, random_mdp
 from .mdp import TabularMDP
 from .policy_iteration import (
@@ -18,6 +17,18 @@ from .result import SolveResult
 from .value_iteration import bellman_backup, soft_value_iteration, value_iteration
 
 __version__ = "0.1.0"
+
+# Submodules with heavier imports load on first attribute access (PEP 562),
+# keeping ``import fastsoft`` fast.
+_LAZY = ("bounds", "reference", "dra", "envs", "inference", "plot", "progress")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "TabularMDP",
