@@ -12,8 +12,16 @@ from .policy_iteration import (
     policy_iteration,
     regularized_policy_iteration,
 )
-from .solve import solve
 from .result import SolveResult
+from .sampling import (
+    MonteCarloEstimate,
+    Occupancy,
+    Trajectories,
+    monte_carlo_evaluation,
+    occupancy,
+    sample_trajectories,
+)
+from .solve import solve
 from .value_iteration import bellman_backup, soft_value_iteration, value_iteration
 
 __version__ = "0.1.0"
@@ -31,6 +39,13 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "MonteCarloEstimate",
+    "Occupancy",
+    "Trajectories",
+    "monte_carlo_evaluation",
+    "occupancy",
+    "sample_trajectories",
+    "inference",
     "TabularMDP",
     "SolveResult",
     "bellman_backup",
