@@ -1,0 +1,486 @@
+"""Numba kernels of DRA (SPEC.md 6). Private: arrays in, preallocated outputs, no validation.
+
+An environment is passed as one tuple ``env``::
+
+    (indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum)
+
+``indptr``/``indices`` int64 (state-action-pair CSR), ``probs`` and ``rewards``
+float64 (``rewards`` (S, A), ``-inf`` where infeasible), ``det`` int64 (S*A,) the
+successor of a row with a single successor, else -1, ``feasible`` and
+``memory`` bool (S, A) (``memory = feasible & ~terminal``), ``terminal`` bool
+(S,), ``init_states`` int64 and ``init_cum`` float64: the support of the
+initial distribution and its cumulative probabilities.
+
+Order of random draws (the contract shared with :mod:`fastsoft.reference.dra`):
+
+* initial state: one ``rng.random()`` unless the support has one state;
+* a policy draw at ``s``: ``A`` calls ``rng.standard_normal()`` (``zeta_0..zeta_{A-1}``,
+  infeasible actions included); with ``x_b = beta (qbar[s, b] + sigma[s, b] zeta_b)``,
+  ``e_b = exp(x_b - max x)`` (0 if infeasible) and ``tot = e_0 + ... + e_{A-1}``,
+  ``p = e / tot``. When an action is taken: one ``rng.random()`` ``u``, and the first
+  ``b`` with ``u * tot < e_0 + ... + e_b`` (the last ``b`` with ``e_b > 0`` if rounding
+  leaves ``u * tot`` above the total);
+* a transition: one ``rng.random()`` against the running sum of the CSR row,
+  skipped when the row has a single successor.
+
+A learning step draws: policy at ``s`` + action, transition, then (expected
+SARSA, non-terminal ``s'``) a fresh policy draw at ``s'`` with no action.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit, pjit, prange
+
+# option codes (see fastsoft.dra._core)
+PSI_ADVANTAGE, PSI_Q, PSI_RETURN = 0, 1, 2
+COST_ALLOCATION, COST_ACCESS = 0, 1
+UPDATE_EXPECTED_SARSA, UPDATE_Q_LEARNING = 0, 1
+ALLOC_DRA, ALLOC_EQUAL, ALLOC_FREQUENCY, ALLOC_STAKES = 0, 1, 2, 3
+
+#: eps of the stakes weights ``(mean spread + eps) / (spread + eps)``.
+STAKES_EPS = 1e-6
+
+
+@jit
+def _initial_state(init_states, init_cum, rng):
+    n = init_states.shape[0]
+    if n == 1:
+        return init_states[0]
+    u = rng.random()
+    for k in range(n):
+        if u < init_cum[k]:
+            return init_states[k]
+    return init_states[n - 1]
+
+
+@jit
+def _next_state(indptr, indices, probs, det, row, rng):
+    d = det[row]
+    if d >= 0:  # a single successor: no draw
+        return d
+    lo = indptr[row]
+    hi = indptr[row + 1]
+    u = rng.random()
+    c = 0.0
+    for k in range(lo, hi):
+        c += probs[k]
+        if u < c:
+            return indices[k]
+    return indices[hi - 1]
+
+
+@jit
+def _policy(qbar, sigma, feasible, s, beta, rng, zeta, p):
+    """Draw ``zeta ~ N(0, I_A)``; ``p = exp(x - max x)`` with ``x = beta (qbar[s] + sigma[s]
+    zeta)`` over the feasible actions (0 elsewhere), unnormalised; returns the total."""
+    A = p.shape[0]
+    m = -np.inf
+    for b in range(A):
+        z = rng.standard_normal()
+        zeta[b] = z
+        if feasible[s, b]:
+            x = beta * (qbar[s, b] + sigma[s, b] * z)
+            p[b] = x
+            m = max(m, x)
+    tot = 0.0
+    for b in range(A):
+        if feasible[s, b]:
+            e = np.exp(p[b] - m)
+            p[b] = e
+            tot += e
+        else:
+            p[b] = 0.0
+    return tot
+
+
+@jit
+def _normalize(p, tot):
+    for b in range(p.shape[0]):
+        p[b] = p[b] / tot
+
+
+@jit
+def _sample_action(p, u):
+    """First ``b`` with ``u < p_0 + ... + p_b``, else the last ``b`` with ``p_b > 0``."""
+    c = 0.0
+    last = 0
+    for b in range(p.shape[0]):
+        pb = p[b]
+        if pb > 0.0:
+            c += pb
+            last = b
+            if u < c:
+                return b
+    return last
+
+
+@jit
+def _entropy(p):
+    h = 0.0
+    for b in range(p.shape[0]):
+        if p[b] > 0.0:
+            h -= p[b] * np.log(p[b])
+    return h
+
+
+@jit
+def _kl(sigma, sigma_base):
+    """``KL(N(0, sigma^2) || N(0, sigma_base^2))``."""
+    return np.log(sigma_base / sigma) + sigma * sigma / (2.0 * sigma_base * sigma_base) - 0.5
+
+
+@jit
+def _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rng, zeta, p,
+                   p2, counts):
+    """One learning episode with online updates of ``qbar``; returns (steps, return)."""
+    indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum = env
+    A = qbar.shape[1]
+    s = _initial_state(init_states, init_cum, rng)
+    t = 0
+    ret = 0.0
+    while t < max_steps and not terminal[s]:
+        tot = _policy(qbar, sigma, feasible, s, beta, rng, zeta, p)
+        a = _sample_action(p, rng.random() * tot)
+        s2 = _next_state(indptr, indices, probs, det, s * A + a, rng)
+        r = rewards[s, a]
+        counts[s] += 1.0
+        ret += r
+        t += 1
+        if terminal[s2]:
+            target = r
+        elif update == UPDATE_EXPECTED_SARSA:
+            _normalize(p2, _policy(qbar, sigma, feasible, s2, beta, rng, zeta, p2))
+            v = 0.0
+            for b in range(A):
+                if feasible[s2, b]:
+                    v += p2[b] * qbar[s2, b]
+            target = r + gamma * v
+        else:
+            v = -np.inf
+            for b in range(A):
+                if feasible[s2, b] and qbar[s2, b] > v:
+                    v = qbar[s2, b]
+            target = r + gamma * v
+        qbar[s, a] += alpha_q * (target - qbar[s, a])
+        s = s2
+    return t, ret
+
+
+@jit
+def _feasible_means(qbar, feasible, out):
+    """``out[s]`` = mean of ``qbar[s, :]`` over the feasible actions."""
+    S, A = qbar.shape
+    for s in range(S):
+        mq = 0.0
+        nf = 0
+        for b in range(A):
+            if feasible[s, b]:
+                mq += qbar[s, b]
+                nf += 1
+        out[s] = mq / nf
+
+
+@jit
+def _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, n_traj, rng,
+                   zeta, p, qmean, eg, hg, touched, tlist, grad_r, grad_h, visits):
+    """``n_traj`` rollouts with frozen ``qbar, sigma``; adds to the sums ``grad_r`` (reward
+    score-function gradient), ``grad_h`` (``lam/T`` times the pathwise action-entropy gradient)
+    and ``visits`` (state visits). Returns the number of steps. ``qmean`` is scratch (S,)."""
+    indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum = env
+    A = qbar.shape[1]
+    per_traj = psi == PSI_RETURN or entropy_bonus
+    if psi == PSI_ADVANTAGE:
+        _feasible_means(qbar, feasible, qmean)
+    steps = 0
+    for _ in range(n_traj):
+        s = _initial_state(init_states, init_cum, rng)
+        t = 0
+        ret = 0.0
+        nt = 0
+        while t < max_steps and not terminal[s]:
+            tot = _policy(qbar, sigma, feasible, s, beta, rng, zeta, p)
+            a = _sample_action(p, rng.random() * tot)
+            _normalize(p, tot)
+            if psi == PSI_ADVANTAGE:
+                w = qbar[s, a] - qmean[s]
+            elif psi == PSI_Q:
+                w = qbar[s, a]
+            else:
+                w = 1.0
+            if per_traj and not touched[s]:
+                touched[s] = True
+                tlist[nt] = s
+                nt += 1
+            for b in range(A):
+                if feasible[s, b]:
+                    ind = 1.0 if b == a else 0.0
+                    sc = beta * zeta[b] * (ind - p[b])
+                    if psi == PSI_RETURN:
+                        eg[s, b] += sc
+                    else:
+                        grad_r[s, b] += sc * w
+            if entropy_bonus:
+                h = _entropy(p)
+                for b in range(A):
+                    if p[b] > 0.0:
+                        hg[s, b] -= beta * zeta[b] * p[b] * (np.log(p[b]) + h)
+            visits[s] += 1.0
+            ret += rewards[s, a]
+            s = _next_state(indptr, indices, probs, det, s * A + a, rng)
+            t += 1
+        steps += t
+        if per_traj:
+            scale = lam / t if t > 0 else 0.0
+            for k in range(nt):
+                x = tlist[k]
+                touched[x] = False
+                for b in range(A):
+                    if psi == PSI_RETURN:
+                        grad_r[x, b] += ret * eg[x, b]
+                        eg[x, b] = 0.0
+                    if entropy_bonus:
+                        grad_h[x, b] += scale * hg[x, b]
+                        hg[x, b] = 0.0
+    return steps
+
+
+@jit
+def _gradient_samples(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, rng,
+                      out_r, out_h, out_v):
+    """Per-trajectory gradient samples: ``out_r[j], out_h[j], out_v[j]`` of rollout ``j``."""
+    S, A = qbar.shape
+    zeta = np.empty(A)
+    p = np.empty(A)
+    qmean = np.empty(S)
+    eg = np.zeros((S, A))
+    hg = np.zeros((S, A))
+    touched = np.zeros(S, dtype=np.bool_)
+    tlist = np.empty(S, dtype=np.int64)
+    steps = 0
+    for j in range(out_r.shape[0]):
+        steps += _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, 1,
+                                rng, zeta, p, qmean, eg, hg, touched, tlist, out_r[j], out_h[j],
+                                out_v[j])
+    return steps
+
+
+@jit
+def _state_weights(alloc, memory, counts, qbar, w):
+    """Per-state weights of the scalar allocations: ``sigma[s, a] = sigma_scalar * w[s]``."""
+    S, A = qbar.shape
+    if alloc == ALLOC_EQUAL:
+        w[:] = 1.0
+        return
+    tot = 0.0
+    n = 0
+    for s in range(S):
+        is_mem = False
+        for b in range(A):
+            if memory[s, b]:
+                is_mem = True
+        if not is_mem:
+            w[s] = 0.0
+            continue
+        if alloc == ALLOC_FREQUENCY:
+            x = counts[s] + 1.0
+        else:  # stakes: population std of qbar[s, :] over feasible actions, + eps
+            m = 0.0
+            k = 0
+            for b in range(A):
+                if memory[s, b]:
+                    m += qbar[s, b]
+                    k += 1
+            m /= k
+            v = 0.0
+            for b in range(A):
+                if memory[s, b]:
+                    d = qbar[s, b] - m
+                    v += d * d
+            x = np.sqrt(v / k) + STAKES_EPS
+        w[s] = x
+        tot += x
+        n += 1
+    mean = tot / n
+    for s in range(S):
+        if w[s] > 0.0:
+            w[s] = mean / w[s]
+
+
+@jit
+def _clip(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+@jit
+def _apply_scalar(memory, w, scalar, smin, smax, sigma):
+    S, A = sigma.shape
+    for s in range(S):
+        for b in range(A):
+            if memory[s, b]:
+                sigma[s, b] = _clip(scalar * w[s], smin, smax)
+
+
+@jit
+def _update_sigma(memory, sigma, grad_r, grad_h, visits, n_traj, lam, sigma_base, alpha_sigma,
+                  cost, alloc, w, scalar, smin, smax):
+    """One gradient step on ``sigma`` (DRA) or on the shared scalar; returns the scalar."""
+    S, A = sigma.shape
+    sb2 = sigma_base * sigma_base
+    total = 0.0
+    for s in range(S):
+        for b in range(A):
+            if not memory[s, b]:
+                continue
+            sg = sigma[s, b]
+            g = (grad_r[s, b] + grad_h[s, b]) / n_traj
+            cg = sg / sb2 - 1.0 / sg
+            if cost == COST_ACCESS:
+                cg *= visits[s] / n_traj
+            d = g - lam * cg
+            if alloc == ALLOC_DRA:
+                sigma[s, b] = _clip(sg + alpha_sigma * d, smin, smax)
+            else:
+                v = scalar * w[s]
+                if smin < v < smax:
+                    total += w[s] * d
+    if alloc != ALLOC_DRA:
+        scalar = _clip(scalar + alpha_sigma * total, smin, smax)
+        _apply_scalar(memory, w, scalar, smin, smax, sigma)
+    return scalar
+
+
+@jit
+def _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus, max_steps, n_eval,
+              rng, zeta, p, pbar, out, out_entropy):
+    """``n_eval`` fresh rollouts: ``out = (reward, cost, entropy term, objective)``; the
+    entropy of the mean choice distribution of every non-terminal state (``n_eval`` draws
+    each) into ``out_entropy``. Returns the number of steps."""
+    indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum = env
+    S, A = qbar.shape
+    kl_alloc = 0.0
+    kls = np.zeros(S)
+    for s in range(S):
+        for b in range(A):
+            if memory[s, b]:
+                k = _kl(sigma[s, b], sigma_base)
+                kls[s] += k
+                kl_alloc += k
+    steps = 0
+    tot_r = 0.0
+    tot_c = 0.0
+    tot_h = 0.0
+    for _ in range(n_eval):
+        s = _initial_state(init_states, init_cum, rng)
+        t = 0
+        hs = 0.0
+        while t < max_steps and not terminal[s]:
+            tot = _policy(qbar, sigma, feasible, s, beta, rng, zeta, p)
+            a = _sample_action(p, rng.random() * tot)
+            _normalize(p, tot)
+            if entropy_bonus:
+                hs += _entropy(p)
+            tot_c += kls[s]
+            tot_r += rewards[s, a]
+            s = _next_state(indptr, indices, probs, det, s * A + a, rng)
+            t += 1
+        if t > 0:
+            tot_h += hs / t
+        steps += t
+    reward = tot_r / n_eval
+    if cost == COST_ALLOCATION:
+        c = lam * kl_alloc
+    else:
+        c = lam * tot_c / n_eval
+    h = lam * tot_h / n_eval if entropy_bonus else 0.0
+    out[0] = reward
+    out[1] = c
+    out[2] = h
+    out[3] = reward - c + h
+    for s in range(S):
+        if terminal[s]:
+            out_entropy[s] = np.nan
+            continue
+        pbar[:] = 0.0
+        for _ in range(n_eval):
+            _normalize(p, _policy(qbar, sigma, feasible, s, beta, rng, zeta, p))
+            for b in range(A):
+                pbar[b] += p[b]
+        for b in range(A):
+            pbar[b] /= n_eval
+        out_entropy[s] = _entropy(pbar)
+    return steps
+
+
+@jit
+def _train_one(env1, env2, switch_episode, hp, n_episodes, n_traj, psi, cost, entropy_bonus,
+               update, alloc, smin, smax, max_steps, eval_at, n_eval, rng, erng,
+               qbar, sigma, returns, counts, hist, hist_entropy):
+    """One DRA run. ``hp = (beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma)``.
+
+    Writes ``qbar, sigma`` (S, A), ``returns`` (n_episodes,), ``counts`` (S,) learning
+    visits, ``hist`` (P, 4) and ``hist_entropy`` (P, S); returns (steps, sigma_scalar).
+    """
+    beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma = (
+        hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], hp[6])
+    S, A = qbar.shape
+    qbar[:] = 0.0
+    sigma[:] = sigma0
+    counts[:] = 0.0
+    scalar = sigma0 if alloc != ALLOC_DRA else np.nan
+    zeta = np.empty(A)
+    p = np.empty(A)
+    p2 = np.empty(A)
+    pbar = np.empty(A)
+    grad_r = np.zeros((S, A))
+    grad_h = np.zeros((S, A))
+    qmean = np.empty(S)
+    eg = np.zeros((S, A))
+    hg = np.zeros((S, A))
+    visits = np.zeros(S)
+    touched = np.zeros(S, dtype=np.bool_)
+    tlist = np.empty(S, dtype=np.int64)
+    w = np.ones(S)
+    steps = 0
+    k = 0
+    n_points = eval_at.shape[0]
+    for ep in range(n_episodes):
+        env = env1 if ep < switch_episode else env2
+        memory = env[6]
+        t, ret = _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rng,
+                                zeta, p, p2, counts)
+        steps += t
+        returns[ep] = ret
+        if alloc != ALLOC_DRA:
+            _state_weights(alloc, memory, counts, qbar, w)
+            _apply_scalar(memory, w, scalar, smin, smax, sigma)
+        grad_r[:] = 0.0
+        grad_h[:] = 0.0
+        visits[:] = 0.0
+        steps += _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps,
+                                n_traj, rng, zeta, p, qmean, eg, hg, touched, tlist, grad_r,
+                                grad_h, visits)
+        scalar = _update_sigma(memory, sigma, grad_r, grad_h, visits, n_traj, lam, sigma_base,
+                               alpha_sigma, cost, alloc, w, scalar, smin, smax)
+        while k < n_points and eval_at[k] == ep + 1:
+            steps += _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus,
+                               max_steps, n_eval, erng, zeta, p, pbar, hist[k], hist_entropy[k])
+            k += 1
+    return steps, scalar
+
+
+@pjit
+def _train_runs(env1, env2, switch_episode, hp, n_episodes, n_traj, psi, cost, entropy_bonus,
+                update, alloc, smin, smax, max_steps, eval_at, n_eval, rngs, erngs,
+                qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars):
+    """Independent runs in parallel (one generator pair and one scratch set per run)."""
+    n_runs = qbar.shape[0]
+    for r in prange(n_runs):
+        i = np.int64(r)
+        st, sc = _train_one(env1, env2, switch_episode, hp[i], n_episodes, n_traj, psi, cost,
+                            entropy_bonus, update, alloc, smin, smax, max_steps, eval_at, n_eval,
+                            rngs[i], erngs[i], qbar[i], sigma[i], returns[i], counts[i], hist[i],
+                            hist_entropy[i])
+        n_steps[i] = st
+        scalars[i] = sc
