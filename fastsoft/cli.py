@@ -1,0 +1,831 @@
+"""The ``fastsoft`` command line (also ``python -m fastsoft``).
+
+Commands::
+
+    fastsoft solve SOURCE [options]   solve an MDP, print a summary, save V, Q, policy
+    fastsoft dra {maze,huys} [opts]   run a DRA experiment, save results and figures
+    fastsoft bench [options]          time fastsoft against the NumPy/SciPy reference
+    fastsoft info                     versions, threads and optional extras
+
+``SOURCE`` is ``gridworld``, ``random``, ``maze``, ``gym:<id>`` (a toy-text
+gymnasium environment such as ``gym:FrozenLake-v1``) or a ``.npz`` file:
+
+- ``P`` (S, A, S) dense transitions, or ``indptr`` (S*A+1,), ``indices``
+  (nnz,), ``probs`` (nnz,) in state-action-pair CSR (row ``s*A + a``);
+- ``R`` (S, A) expected rewards (``-inf``: infeasible action), or (S, A, S)
+  with dense ``P``;
+- ``gamma`` (scalar; ``--gamma`` overrides it, one of the two is needed);
+- optional ``terminal`` (S,) bool mask or state indices, ``initial`` (S,)
+  start distribution, ``grid`` (rows, cols) for ``--plot``.
+
+Errors in the arguments or the input (and ``ValueError``/``TypeError`` from
+the library) print one line ``fastsoft: error: ...`` and exit with status 2.
+Ctrl-C during a solve stops it cleanly: the partial result is printed and
+saved with its certificate, and the status is 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "load_npz", "CLIError", "VI_METHODS"]
+
+#: Methods the command line runs itself, with a progress bar and a clean Ctrl-C
+#: (:func:`fastsoft.solve` runs the same solver for these names; others go there).
+VI_METHODS = {"vi": "jacobi", "vi-gs": "gauss-seidel"}
+
+_SOURCES = ("gridworld", "random", "maze")
+_SOURCE_OPTIONS = {
+    "rows": ("gridworld",),
+    "cols": ("gridworld",),
+    "slip": ("gridworld",),
+    "states": ("random",),
+    "actions": ("random",),
+    "successors": ("random",),
+    "seed": ("random",),
+    "env_arg": ("gym",),
+}
+_GRID_DEFAULT = (100, 100)
+_DEFAULT_GAMMA = {"gridworld": 0.99, "random": 0.99, "maze": 0.9, "gym": 0.99}
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """A user error: reported as one line ``fastsoft: error: ...``, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without the usage dump: errors raise :class:`CLIError`."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except ``None`` (those options describe their default in words)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _real(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _env_arg(text: str) -> tuple[str, Any]:
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare string
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fastsoft`` command (errors raise :class:`CLIError`)."""
+    from . import __version__
+
+    p = _Parser(prog="fastsoft",
+                description="Entropy/KL-regularized dynamic programming for big tabular MDPs.")
+    p.add_argument("--version", action="version", version=f"fastsoft {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="{solve,dra,bench,info}")
+
+    s = sub.add_parser(
+        "solve", help="solve an MDP and save V, Q, policy",
+        description="Solve an MDP with a certified error bound; print a summary and save "
+                    "V, Q and policy. SOURCE: gridworld, random, maze, gym:<id> or a .npz "
+                    "file (keys P (S,A,S) or indptr/indices/probs, R (S,A), gamma; optional "
+                    "terminal, initial, grid).",
+        formatter_class=_Help)
+    s.add_argument("source", help="gridworld | random | maze | gym:<id> | file.npz")
+    g = s.add_argument_group("gridworld")
+    g.add_argument("--rows", type=_positive_int, default=None,
+                   help=f"grid rows (default {_GRID_DEFAULT[0]})")
+    g.add_argument("--cols", type=_positive_int, default=None,
+                   help=f"grid columns (default {_GRID_DEFAULT[1]})")
+    g.add_argument("--slip", type=_real, default=None,
+                   help="probability that a random move replaces the chosen one (default 0.1)")
+    r = s.add_argument_group("random")
+    r.add_argument("--states", type=_positive_int, default=None, help="states (default 10000)")
+    r.add_argument("--actions", type=_positive_int, default=None, help="actions (default 4)")
+    r.add_argument("--successors", type=_positive_int, default=None,
+                   help="successors per state-action pair (default 5)")
+    r.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    e = s.add_argument_group("gym")
+    e.add_argument("--env-arg", type=_env_arg, action="append", default=None,
+                   metavar="KEY=VALUE", help="keyword for gymnasium.make (repeatable), "
+                   "e.g. map_name=8x8")
+    o = s.add_argument_group("solver")
+    o.add_argument("--gamma", type=_real, default=None,
+                   help="discount (default 0.99; maze 0.9; a file's own gamma)")
+    o.add_argument("--temperature", type=_real, default=0.0,
+                   help="entropy weight tau >= 0 (0: hard max)")
+    o.add_argument("--kl-weight", type=_real, default=0.0,
+                   help="KL weight eta >= 0 towards the uniform prior")
+    o.add_argument("--method", default="auto",
+                   help="a method of fastsoft.solve: auto (chosen by size and structure), "
+                        "vi, vi-gs (value iteration, Jacobi or Gauss-Seidel sweeps), pi "
+                        "(policy iteration), pi-iterative, mpi (modified policy iteration); "
+                        "vi and vi-gs show a progress bar and stop cleanly on Ctrl-C")
+    o.add_argument("--tol", type=_real, default=1e-8, help="certified sup-norm error to reach")
+    o.add_argument("--max-iter", type=_positive_int, default=None, help="iteration limit")
+    o.add_argument("--horizon", type=_positive_int, default=None,
+                   help="finite horizon H (exact backward induction)")
+    o.add_argument("--out", type=Path, default=None, help="save V, Q, policy, ... to this .npz")
+    o.add_argument("--plot", type=Path, default=None,
+                   help="save a figure (value map for grids, else convergence curve)")
+    o.add_argument("--quiet", "-q", action="store_true", help="no progress bar or messages")
+    s.set_defaults(func=_cmd_solve)
+
+    d = sub.add_parser(
+        "dra", help="run a DRA experiment (Patel, Acerbi & Pouget 2020)",
+        description="Train DRA agents on the Mattar & Daw maze or the Huys et al. planning "
+                    "task; print final reward, cost and objective; save results (--out) and "
+                    "figures (--plot). Defaults: the paper's hyperparameters (SPEC.md 6).",
+        formatter_class=_Help)
+    d.add_argument("task", choices=("maze", "huys"))
+    d.add_argument("--episodes", type=_nonneg_int, default=None,
+                   help="learning episodes (default: maze 5000, huys 2000)")
+    d.add_argument("--runs", type=_positive_int, default=5, help="independent runs")
+    d.add_argument("--seed", type=int, default=0,
+                   help="random seed (every run gets its own streams)")
+    d.add_argument("--beta", type=_real, default=None, help="inverse temperature (paper: 10)")
+    d.add_argument("--lam", type=_real, default=None,
+                   help="cost weight (paper: maze 0.1, huys 1)")
+    d.add_argument("--sigma-base", type=_real, default=None,
+                   help="base noise level (paper: maze 5, huys 100)")
+    d.add_argument("--sigma0", type=_real, default=None,
+                   help="initial noise level (paper: maze 3, huys 100)")
+    d.add_argument("--alpha-q", type=_real, default=None, help="learning rate of qbar (0.1)")
+    d.add_argument("--alpha-sigma", type=_real, default=None,
+                   help="learning rate of sigma (maze 0.1, huys 1)")
+    d.add_argument("--n-traj", type=_positive_int, default=None,
+                   help="gradient rollouts per episode (10)")
+    d.add_argument("--allocation", choices=("dra", "equal", "frequency", "stakes"),
+                   default="dra", help="DRA or a baseline allocation")
+    d.add_argument("--depth", type=_positive_int, default=3, help="huys: planning depth")
+    d.add_argument("--switch-episode", type=_nonneg_int, default=None,
+                   help="maze: episodes before the environment switch (paper: 3000)")
+    d.add_argument("--eval-every", type=_positive_int, default=None,
+                   help="evaluation period in episodes (default episodes/50)")
+    d.add_argument("--n-eval", type=_positive_int, default=100, help="rollouts per evaluation")
+    d.add_argument("--out", type=Path, default=None, help="save results to this .npz")
+    d.add_argument("--plot", type=Path, default=None,
+                   help="save sigma / choice-entropy maps and learning curves (PNG, PDF, ...)")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress or messages")
+    d.set_defaults(func=_cmd_dra)
+
+    b = sub.add_parser(
+        "bench", help="time fastsoft against the NumPy/SciPy reference",
+        description="Print fastsoft vs fastsoft.reference times and ratios: one soft sweep "
+                    "and a full solve, on a slippery gridworld and a sparse random MDP.",
+        formatter_class=_Help)
+    b.add_argument("--size", choices=("tiny", "small", "medium", "large"), default="small",
+                   help="preset sizes: grid side / random states = tiny 30/2000, small "
+                        "100/10000, medium 300/30000, large 1000/100000")
+    b.add_argument("--grid", type=_nonneg_int, default=None, help="grid side (0: skip)")
+    b.add_argument("--states", type=_nonneg_int, default=None,
+                   help="random-MDP states (0: skip)")
+    b.add_argument("--temperature", type=_real, default=0.1)
+    b.add_argument("--tol", type=_real, default=1e-8)
+    b.add_argument("--repeat", type=_positive_int, default=5)
+    b.add_argument("--no-solve", action="store_true", help="time the sweep only")
+    b.add_argument("--full", action="store_true",
+                   help="also run the reference's full solve on large problems (minutes)")
+    b.set_defaults(func=_cmd_bench)
+
+    i = sub.add_parser("info", help="versions, threads and optional extras")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+# ---------------------------------------------------------------------- helpers
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _say(args, *lines: str) -> None:
+    """Status messages on a terminal (never in pipes and logs, where errors stay one line)."""
+    if not getattr(args, "quiet", False) and _isatty(sys.stderr):
+        for line in lines:
+            print(line, file=sys.stderr, flush=True)
+
+
+def load_npz(path: str | os.PathLike, gamma: float | None = None):
+    """Read an MDP from a ``.npz`` file (format in the module docstring).
+
+    Parameters
+    ----------
+    path : path-like
+    gamma : float, optional
+        Discount; overrides the file's ``gamma``.
+
+    Returns
+    -------
+    TabularMDP
+
+    Raises
+    ------
+    CLIError
+        When the file cannot be read or lacks keys; the library's ``ValueError``
+        and ``TypeError`` for invalid contents.
+    """
+    from .mdp import TabularMDP
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"no such file: {path}")
+    if path.is_dir():
+        raise CLIError(f"{path} is a directory, not an .npz file")
+    if not zipfile.is_zipfile(path):
+        raise CLIError(f"{path} is not an .npz archive (np.savez writes one)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CLIError(f"cannot read {path} as an .npz file ({exc})") from None
+    if "R" not in data:
+        raise CLIError(f"{path}: missing key 'R' (expected rewards, shape (S, A)); "
+                       f"found keys {sorted(data)}")
+    if gamma is None:
+        if "gamma" not in data:
+            raise CLIError(f"{path}: no 'gamma' key; pass --gamma")
+        g = data["gamma"]
+        if g.shape not in ((), (1,)) or not np.issubdtype(g.dtype, np.number):
+            raise CLIError(f"{path}: 'gamma' must be a number, got shape {g.shape} "
+                           f"dtype {g.dtype}")
+        gamma = float(g.reshape(()))
+    info: dict[str, Any] = {"source": str(path)}
+    if "grid" in data:
+        grid = data["grid"]
+        if grid.shape != (2,) or not np.issubdtype(grid.dtype, np.integer):
+            raise CLIError(f"{path}: 'grid' must be two integers (rows, cols)")
+        info["grid"] = (int(grid[0]), int(grid[1]))
+    extra = {k: data[k] for k in ("terminal", "initial") if k in data}
+    if "P" in data:
+        mdp = TabularMDP.from_dense(data["P"], data["R"], gamma, info=info, **extra)
+    elif all(k in data for k in ("indptr", "indices", "probs")):
+        mdp = TabularMDP.from_csr(data["indptr"], data["indices"], data["probs"], data["R"],
+                                  gamma, info=info, **extra)
+    else:
+        missing = [k for k in ("indptr", "indices", "probs") if k not in data]
+        raise CLIError(f"{path}: need 'P' (S, A, S) or 'indptr', 'indices', 'probs' "
+                       f"(missing {missing}); found keys {sorted(data)}")
+    if "grid" in info and info["grid"][0] * info["grid"][1] != mdp.n_states:
+        raise CLIError(f"{path}: grid {info['grid']} does not match {mdp.n_states} states")
+    return mdp
+
+
+def _gym_mdp(env_id: str, gamma: float, kwargs: dict):
+    from .mdp import TabularMDP
+
+    if not env_id:
+        raise CLIError("gym: needs an environment id, e.g. gym:FrozenLake-v1")
+    try:
+        import gymnasium
+    except ImportError:
+        raise CLIError("gym:<id> needs gymnasium (pip install gymnasium)") from None
+    try:
+        env = gymnasium.make(env_id, **kwargs)
+    except Exception as exc:  # gymnasium raises many kinds (NameNotFound, TypeError, ...)
+        raise CLIError(f"cannot make gymnasium environment {env_id!r}: {exc}") from None
+    try:
+        mdp = TabularMDP.from_gymnasium(env, gamma)
+    except TypeError as exc:
+        raise CLIError(f"{env_id} is not a tabular environment: {exc}") from None
+    finally:
+        env.close()
+    desc = getattr(env.unwrapped, "desc", None)
+    if desc is not None and np.ndim(desc) == 2 and np.size(desc) == mdp.n_states:
+        rows, cols = np.shape(desc)
+        goals = tuple((int(r), int(c)) for r, c in np.argwhere(np.asarray(desc) == b"G"))
+        walls = ()
+        info = dict(mdp.info, grid=(int(rows), int(cols)), goals=goals, walls=walls,
+                    actions=("left", "down", "right", "up") if mdp.n_actions == 4 else None)
+        if info["actions"] is None:
+            del info["actions"]
+        mdp = TabularMDP(mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, mdp.gamma,
+                         mdp.terminal, mdp.initial, info)
+    return mdp
+
+
+def _check_source_options(args, kind: str) -> None:
+    for opt, kinds in _SOURCE_OPTIONS.items():
+        if getattr(args, opt) is not None and kind not in kinds:
+            flag = "--" + opt.replace("_", "-")
+            raise CLIError(f"{flag} applies to source {' / '.join(kinds)}, not {kind}")
+
+
+def _make_mdp(args):
+    """The MDP named by ``args.source`` and a one-line description of it."""
+    from .generators import gridworld, mattar_daw_maze, random_mdp
+
+    src = args.source
+    kind = ("gym" if src.startswith("gym:") else src if src in _SOURCES else "file")
+    _check_source_options(args, kind)
+    gamma = args.gamma if args.gamma is not None else _DEFAULT_GAMMA.get(kind)
+    if kind == "gridworld":
+        rows = args.rows if args.rows is not None else _GRID_DEFAULT[0]
+        cols = args.cols if args.cols is not None else _GRID_DEFAULT[1]
+        slip = 0.1 if args.slip is None else args.slip
+        return gridworld(rows, cols, slip=slip, gamma=gamma), \
+            f"gridworld {rows}x{cols} slip {slip:g}"
+    if kind == "random":
+        S = 10_000 if args.states is None else args.states
+        A = 4 if args.actions is None else args.actions
+        K = 5 if args.successors is None else args.successors
+        seed = 0 if args.seed is None else args.seed
+        return random_mdp(S, A, K, gamma=gamma, seed=seed), \
+            f"random_mdp({S}, {A}, {K}, seed={seed})"
+    if kind == "maze":
+        return mattar_daw_maze(gamma=gamma), "Mattar & Daw maze"
+    if kind == "gym":
+        kwargs = dict(args.env_arg or [])
+        return _gym_mdp(src[4:], gamma, kwargs), src
+    path = Path(src)
+    if not path.exists() and path.suffix != ".npz":
+        raise CLIError(f"unknown source {src!r}: choose gridworld, random, maze, gym:<id> "
+                       f"or an existing .npz file")
+    return load_npz(path, args.gamma), str(path)
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _check_solve_args(args) -> None:
+    """Checks that need no MDP (so that a big MDP is not built for nothing)."""
+    if args.temperature < 0 or args.kl_weight < 0:
+        raise CLIError("--temperature and --kl-weight must be >= 0")
+    if not args.tol > 0:
+        raise CLIError(f"--tol must be > 0, got {args.tol}")
+    if args.horizon is not None and args.method not in ("auto", "vi", "vi-gs"):
+        raise CLIError("--horizon runs backward induction; use --method auto")
+    _check_writable(args.out)
+    if args.plot is not None:
+        _check_figure_path(args.plot)
+
+
+def _check_writable(path: Path | None) -> None:
+    if path is not None and not path.parent.exists():
+        raise CLIError(f"cannot write {path}: directory {path.parent} does not exist")
+
+
+def _check_figure_path(path: Path) -> None:
+    plt = _pyplot_agg()
+    _check_writable(path)
+    fmt = path.suffix.lstrip(".").lower()
+    fig = plt.figure()
+    try:
+        supported = fig.canvas.get_supported_filetypes()
+    finally:
+        plt.close(fig)
+    if fmt not in supported:
+        raise CLIError(f"cannot save a figure as {path}: choose an extension among "
+                       f"{', '.join(sorted(supported))}")
+
+
+def _run_solver(mdp, args, callback):
+    """Run the solver named by ``args.method``; returns the SolveResult.
+
+    ``auto`` is resolved by :func:`fastsoft.solve.choose_method`. Value iteration
+    (``vi``, ``vi-gs``) runs here through :func:`fastsoft.soft_value_iteration`,
+    exactly as :func:`fastsoft.solve` runs it, but with the progress callback;
+    other methods go to :func:`fastsoft.solve` (with the callback when it takes one).
+    """
+    from .value_iteration import soft_value_iteration
+
+    solve_module = importlib.import_module("fastsoft.solve")
+    solve = solve_module.solve
+    tau, eta = args.temperature, args.kl_weight
+    if args.horizon is not None:
+        return soft_value_iteration(mdp, tau, kl_weight=eta, horizon=args.horizon)
+    method = args.method
+    choose = getattr(solve_module, "choose_method", None)
+    if method == "auto" and choose is not None:
+        method = choose(mdp, tau, eta)
+    if method in VI_METHODS:
+        return soft_value_iteration(mdp, tau, kl_weight=eta, order=VI_METHODS[method],
+                                    tol=args.tol, max_iter=args.max_iter, callback=callback)
+    kwargs: dict[str, Any] = dict(kl_weight=eta, tol=args.tol, method=method)
+    if args.max_iter is not None:
+        if not _accepts(solve, "max_iter"):
+            raise CLIError("--max-iter needs --method vi or vi-gs with this fastsoft.solve")
+        kwargs["max_iter"] = args.max_iter
+    if _accepts(solve, "callback"):
+        kwargs["callback"] = callback
+    try:
+        return solve(mdp, tau, **kwargs)
+    except NotImplementedError:
+        if args.method != "auto":
+            raise CLIError(f"--method {method}: fastsoft.solve is not available in this "
+                           f"build; use vi or vi-gs") from None
+        # a build without fastsoft.solve: Gauss-Seidel value iteration
+        return soft_value_iteration(mdp, tau, kl_weight=eta, order="gauss-seidel",
+                                    tol=args.tol, max_iter=args.max_iter, callback=callback)
+
+
+def _save_npz(path: Path, arrays: dict[str, Any]) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz`` added if missing) through a temporary file."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    _check_writable(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _result_arrays(res, mdp, source: str, gamma: float) -> dict[str, Any]:
+    out = {
+        "V": res.V, "Q": res.Q, "policy": res.policy, "action": res.action,
+        "error_bound": np.float64(res.error_bound), "residual": np.float64(res.residual),
+        "n_iter": np.int64(res.n_iter), "converged": np.bool_(res.converged),
+        "interrupted": np.bool_(res.interrupted), "method": np.str_(res.method),
+        "temperature": np.float64(res.temperature), "kl_weight": np.float64(res.kl_weight),
+        "gamma": np.float64(gamma), "tol": np.float64(res.tol),
+        "wall_time": np.float64(res.wall_time), "source": np.str_(source),
+        "n_states": np.int64(mdp.n_states), "n_actions": np.int64(mdp.n_actions),
+    }
+    for key, val in res.history.items():
+        out[f"history_{key}"] = np.asarray(val)
+    if res.horizon is not None:
+        out["horizon"] = np.int64(res.horizon)
+    if "grid" in mdp.info:
+        out["grid"] = np.asarray(mdp.info["grid"], dtype=np.int64)
+    return out
+
+
+def _save_figure(fig, path: Path) -> Path:
+    plt = _pyplot_agg()
+    try:
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _pyplot_agg():
+    try:
+        import matplotlib
+    except ImportError:
+        raise CLIError("--plot needs matplotlib: pip install fastsoft[plot]") from None
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ---------------------------------------------------------------------- solve
+def _cmd_solve(args) -> int:
+    """``fastsoft solve``: returns the exit status."""
+    from .progress import progress_callback
+
+    _check_solve_args(args)
+    t0 = time.perf_counter()
+    mdp, label = _make_mdp(args)
+    t_build = time.perf_counter() - t0
+    if mdp.gamma >= 1.0 and args.horizon is None:
+        raise CLIError(f"gamma = {mdp.gamma:g} needs a finite horizon: pass --horizon H "
+                       f"(or a discount below 1 with --gamma)")
+    _say(args, f"fastsoft: solving {label} ({mdp.n_states} states) with --method "
+               f"{args.method}; Ctrl-C stops and keeps the partial result")
+    with progress_callback("solve", tol=args.tol, quiet=args.quiet,
+                           catch_interrupt=True) as cb:
+        res = _run_solver(mdp, args, cb)
+        cb.finish(res)
+    interrupted = bool(res.interrupted)
+    print(f"source          {label}")
+    print(f"states          {mdp.n_states}   actions {mdp.n_actions}   transitions {mdp.nnz}"
+          f"   gamma {mdp.gamma:g}   (built in {t_build:.2f} s)")
+    print(res.summary())
+    if args.out is not None:
+        path = _save_npz(args.out, _result_arrays(res, mdp, label, mdp.gamma))
+        print(f"saved           V, Q, policy -> {path}")
+    if args.plot is not None:
+        path = _save_figure(_solve_figure(mdp, res, label), args.plot)
+        print(f"figure          {path}")
+    if interrupted:
+        print(f"fastsoft: interrupted after {res.n_iter} iterations; partial result with "
+              f"certified bound {res.error_bound:.3e}"
+              + (f" saved to {args.out}" if args.out is not None else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _solve_figure(mdp, res, label: str):
+    from . import plot
+
+    plt = _pyplot_agg()
+    if mdp.info.get("grid") is not None:
+        ax = plot.value_heatmap(mdp, res, title=f"{label}: V and greedy actions")
+        return ax.figure
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    plot.convergence(res, ax=ax)
+    ax.set_title(label)
+    return fig
+
+
+# ---------------------------------------------------------------------- dra
+def _route_states(mdp) -> np.ndarray:
+    """States on the greedy path of the hard-optimal policy from the start (a maze route)."""
+    from .value_iteration import value_iteration
+
+    res = value_iteration(mdp, tol=1e-10)
+    s = int(np.argmax(mdp.initial))
+    route = [s]
+    for _ in range(mdp.n_states):
+        if mdp.terminal is not None and mdp.terminal[s]:
+            break
+        row = s * mdp.n_actions + int(res.action[s])
+        lo, hi = mdp.indptr[row], mdp.indptr[row + 1]
+        s = int(mdp.indices[lo + int(np.argmax(mdp.probs[lo:hi]))])
+        route.append(s)
+    return np.array(route)
+
+
+def _cmd_dra(args) -> int:
+    """``fastsoft dra``: returns the exit status."""
+    from . import dra
+    from .generators import huys_planning_task, mattar_daw_maze
+
+    _check_writable(args.out)
+    if args.plot is not None:
+        _check_figure_path(args.plot)
+    if args.task == "maze":
+        if args.depth != 3:
+            raise CLIError("--depth applies to the huys task")
+        mdp = mattar_daw_maze()
+        params = dict(dra.MAZE_PARAMS)
+        label = "Mattar & Daw maze"
+    else:
+        if args.switch_episode is not None:
+            raise CLIError("--switch-episode applies to the maze task")
+        mdp = huys_planning_task(args.depth)
+        params = dict(dra.HUYS_PARAMS, alpha_q=0.1, alpha_sigma=1.0, n_episodes=2000,
+                      n_traj=10)
+        label = f"Huys et al. planning task (depth {args.depth})"
+    for opt in ("beta", "lam", "sigma_base", "sigma0", "alpha_q", "alpha_sigma", "n_traj"):
+        val = getattr(args, opt)
+        if val is not None:
+            params[opt] = val
+    if args.episodes is not None:
+        params["n_episodes"] = args.episodes
+    n_ep = params["n_episodes"]
+    eval_every = args.eval_every or max(1, n_ep // 50)
+    kwargs = dict(params, n_runs=args.runs, seed=args.seed, eval_every=eval_every,
+                  n_eval=args.n_eval, allocation=args.allocation,
+                  switch_episode=args.switch_episode)
+    _say(args, f"fastsoft: DRA on the {label}: {args.runs} runs x {n_ep} episodes "
+               f"(beta {params['beta']:g}, lam {params['lam']:g}, sigma_base "
+               f"{params['sigma_base']:g}, sigma0 {params['sigma0']:g})")
+    t0 = time.perf_counter()
+    if _accepts(dra.train, "callback"):
+        from .progress import progress_callback
+
+        with progress_callback("DRA", total=n_ep, unit="episodes", quiet=args.quiet,
+                               catch_interrupt=True) as cb:
+            res = dra.train(mdp, callback=cb, **kwargs)
+            cb.close()
+    else:
+        res = dra.train(mdp, **kwargs)
+    elapsed = time.perf_counter() - t0
+    if args.switch_episode is not None and args.switch_episode < n_ep:
+        label += f", switched after {args.switch_episode} episodes"
+        mdp = mattar_daw_maze(switch=True)  # the maze the final memories live in
+    _print_dra(mdp, res, args, elapsed)
+    if args.out is not None:
+        path = _save_npz(args.out, _dra_arrays(mdp, res, args.task))
+        print(f"saved           results -> {path}")
+    if args.plot is not None:
+        path = _save_figure(_dra_figure(mdp, res, label, params), args.plot)
+        print(f"figure          {path}")
+    return 0
+
+
+def _mean_sd(x) -> str:
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return "n/a"
+    return f"{x.mean():.4g} +- {x.std():.2g}" if x.size > 1 else f"{x.mean():.4g}"
+
+
+def _print_dra(mdp, res, args, elapsed: float) -> None:
+    h = res.history
+    mem = res.memories
+    print(f"task            {args.task} ({mdp.n_states} states, {mdp.n_actions} actions, "
+          f"{int(mem.sum())} memories)")
+    print(f"runs x episodes {res.n_runs} x {res.returns.shape[1]}   allocation "
+          f"{args.allocation}")
+    if h.episode.size:
+        print(f"final reward    {_mean_sd(h.reward[:, -1])}")
+        print(f"final cost      {_mean_sd(h.cost[:, -1])}")
+        print(f"final objective {_mean_sd(h.objective[:, -1])}")
+    live = mem.any(axis=1)
+    # mean sigma over the memories of each state: (n_runs, S), NaN without memories
+    counts = np.maximum(mem.sum(axis=1), 1)
+    per_state = np.where(live, np.where(mem, res.sigma, 0.0).sum(axis=2) / counts, np.nan)
+    print(f"mean sigma      {res.sigma[:, mem].mean():.4g}   (over all memories)")
+    if args.task == "maze" and mdp.initial is not None:
+        route = _route_states(mdp)
+        on = np.zeros(mdp.n_states, bool)
+        on[route] = True
+        on &= live
+        off = live & ~on
+        print(f"sigma on route  {per_state[:, on].mean():.4g}   (states on the shortest path "
+              f"to the goal)")
+        print(f"sigma off route {per_state[:, off].mean():.4g}")
+    print(f"time            {elapsed:.2f} s")
+
+
+def _dra_arrays(mdp, res, task: str) -> dict[str, Any]:
+    h = res.history
+    params = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+              for k, v in dict(res.params).items()}
+    out = {
+        "qbar": res.qbar, "sigma": res.sigma, "sigma_scalar": res.sigma_scalar,
+        "n_steps": res.n_steps, "returns": res.returns, "state_visits": res.state_visits,
+        "memories": res.memories, "history_episode": h.episode, "history_reward": h.reward,
+        "history_cost": h.cost, "history_entropy_term": h.entropy_term,
+        "history_objective": h.objective, "history_state_entropy": h.state_entropy,
+        "task": np.str_(task), "params_json": np.str_(json.dumps(params, default=str)),
+    }
+    if "grid" in mdp.info:
+        out["grid"] = np.asarray(mdp.info["grid"], dtype=np.int64)
+    return out
+
+
+def _dra_figure(mdp, res, label: str, params: dict):
+    from . import plot
+
+    plt = _pyplot_agg()
+    has_hist = res.history.episode.size > 0
+    fig = plt.figure(figsize=(13, 3.8 if not has_hist else 7.6), constrained_layout=True)
+    top, bottom = (fig.subfigures(2, 1, height_ratios=[1, 1]) if has_hist else (fig, None))
+    plot.dra_maps(mdp, res, sigma_base=params.get("sigma_base"), fig=top, title=label)
+    if bottom is not None:
+        ax = bottom.subplots(1, 1)
+        plot.dra_history(res, ax=ax)
+        ax.set_title("evaluation: mean over runs (band: min-max)")
+    return fig
+
+
+# ---------------------------------------------------------------------- bench, info
+def _cmd_bench(args) -> int:
+    """``fastsoft bench``: returns the exit status."""
+    import numba
+
+    from .benchmarking import (
+        REFERENCE_SOLVE_MAX_PAIRS,
+        bench_problems,
+        format_row,
+        format_table,
+        measure_ratios,
+    )
+
+    if args.temperature < 0:
+        raise CLIError("--temperature must be >= 0")
+    if not args.tol > 0:
+        raise CLIError(f"--tol must be > 0, got {args.tol}")
+    problems = bench_problems(args.size, grid=args.grid, states=args.states)
+    print(f"fastsoft bench: size {args.size}, temperature {args.temperature:g}, "
+          f"numba threads {numba.get_num_threads()}, medians of {args.repeat}")
+    print(format_table([]))
+    measure_ratios(problems, temperature=args.temperature, tol=args.tol, repeat=args.repeat,
+                   solve=not args.no_solve,
+                   reference_solve_max_pairs=None if args.full else REFERENCE_SOLVE_MAX_PAIRS,
+                   report=lambda row: print(format_row(row), flush=True))
+    print("ratio = reference time / fastsoft time (higher: fastsoft faster)")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    """``fastsoft info``: versions and optional extras."""
+    import importlib
+
+    import numba
+
+    from . import __version__
+
+    print(f"fastsoft        {__version__}")
+    print(f"python          {sys.version.split()[0]}")
+    print(f"numpy           {np.__version__}")
+    print(f"numba           {numba.__version__} ({numba.get_num_threads()} threads)")
+    for mod, extra in (("scipy", "core"), ("gymnasium", "core"), ("matplotlib", "plot"),
+                       ("tqdm", "progress")):
+        try:
+            m = importlib.import_module(mod)
+            ver = getattr(m, "__version__", "?")
+        except ImportError:
+            ver = f"not installed (pip install fastsoft[{extra}])"
+        print(f"{mod:15s} {ver}")
+    return 0
+
+
+# ---------------------------------------------------------------------- entry point
+def _error(message: str) -> int:
+    msg = " ".join(str(message).split()) or "unknown error"
+    print(f"fastsoft: error: {msg}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``fastsoft`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 2 error in the arguments or input (one line
+        ``fastsoft: error: ...`` on stderr), 130 interrupted by Ctrl-C.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as exc:
+        return _error(str(exc))
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0) if not isinstance(exc.code, str) else _error(exc.code)
+    if args.command is None:
+        return _error("choose a command: solve, dra, bench or info (see 'fastsoft --help')")
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        return _error(str(exc))
+    except (ValueError, TypeError) as exc:
+        return _error(str(exc))
+    except OSError as exc:
+        return _error(f"{exc.strerror or exc}"
+                      + (f": {exc.filename}" if getattr(exc, "filename", None) else ""))
+    except ImportError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("fastsoft: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
