@@ -320,8 +320,9 @@ def _certificate(dmin, dmax, c, clamp):
 
 @jit
 def _vi_run(
-    n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indices, probs, R, gamma, V, W,
-    lam, bias, has_bias, sbias, term, has_term, cmin, cmax, hist_bound, hist_resid, shift,
+    n_sweeps, it0, tol, c, clamp, parallel, gs, check_every, bounds, indptr, indices, probs, R,
+    gamma, V, W, lam, bias, has_bias, sbias, term, has_term, cmin, cmax, hist_bound,
+    hist_resid, shift,
 ):
     """Up to ``n_sweeps`` sweeps; stop once the certified midpoint error is <= tol.
 
@@ -329,19 +330,21 @@ def _vi_run(
     ``V`` (buffers swapped back as needed; ``W`` is scratch). ``shift`` receives
     the certificate ``(lo, hi)`` of the last sweep. ``hist_*[it0 + k]`` records
     sweep ``k``. Returns the number of sweeps done.
+
+    ``clamp``: one-sided bounds for Jacobi sweeps (terminal states); Gauss-Seidel
+    sweeps always use them. With ``gs`` and ``check_every > 0`` every
+    ``check_every``-th sweep is a Jacobi sweep, whose two-sided span
+    certificate can stop the run long before the one-sided Gauss-Seidel one.
     """
     cur = V
     nxt = W
     swapped = False
     done = 0
     for k in range(n_sweeps):
-        reverse = ((it0 + k) % 2) == 1
-        if gs:
-            dmin, dmax = _sweep(
-                parallel, True, reverse, bounds, indptr, indices, probs, R, gamma, nxt, cur,
-                lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
-            )
-        else:
+        it = it0 + k
+        reverse = (it % 2) == 1
+        jacobi = (not gs) or (check_every > 0 and (it + 1) % check_every == 0)
+        if jacobi:
             dmin, dmax = _sweep(
                 parallel, False, False, bounds, indptr, indices, probs, R, gamma, cur, nxt,
                 lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
@@ -350,15 +353,21 @@ def _vi_run(
             cur = nxt
             nxt = tmp
             swapped = not swapped
-        lo, hi = _certificate(dmin, dmax, c, clamp)
+            lo, hi = _certificate(dmin, dmax, c, clamp)
+        else:
+            dmin, dmax = _sweep(
+                parallel, True, reverse, bounds, indptr, indices, probs, R, gamma, nxt, cur,
+                lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
+            )
+            lo, hi = _certificate(dmin, dmax, c, True)
         shift[0] = lo
         shift[1] = hi
         done = k + 1
-        hist_bound[it0 + k] = 0.5 * (hi - lo)
+        hist_bound[it] = 0.5 * (hi - lo)
         if dmin > dmax:
-            hist_resid[it0 + k] = 0.0
+            hist_resid[it] = 0.0
         else:
-            hist_resid[it0 + k] = max(abs(dmin), abs(dmax))
+            hist_resid[it] = max(abs(dmin), abs(dmax))
         if 0.5 * (hi - lo) <= tol:
             break
     if swapped:

@@ -55,6 +55,10 @@ def _use_parallel(mdp: TabularMDP, parallel) -> bool:
     return bool(parallel)
 
 
+#: With Gauss-Seidel and no terminal states, every this many sweeps is a Jacobi
+#: sweep whose two-sided certificate can stop the run.
+GS_CHECK_EVERY = 4
+
 #: Blocks of the parallel Gauss-Seidel sweep. Fixed (not the thread count), so
 #: that results do not depend on the number of threads.
 GS_BLOCKS = 8
@@ -191,7 +195,8 @@ def soft_value_iteration(
     V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
     par = _use_parallel(mdp, parallel)
     gs = order == "gauss-seidel"
-    out = _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start)
+    out = _run_sweeps(mdp, reg, V, kernel_tol(mdp, reg, tol, V), max_iter, par, gs, callback,
+                      t_start)
     method = f"value_iteration[{order}]" if reg.lam == 0 else f"soft_value_iteration[{order}]"
     return _finish(mdp, reg, out, tol, method, t_start)
 
@@ -216,7 +221,10 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
     hist_t = np.empty(max_iter)
     shift = np.zeros(2)
     c = mdp.gamma / (1.0 - mdp.gamma)
-    clamp = has_term or gs
+    clamp = has_term
+    # without terminal states a periodic Jacobi sweep gives Gauss-Seidel the
+    # two-sided span certificate (the one-sided one can need 100x more sweeps)
+    check_every = GS_CHECK_EVERY if (gs and not has_term) else 0
     done = 0
     interrupted = False
     batch = max_iter if callback is None else 1
@@ -224,7 +232,8 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
     while done < max_iter:
         n = min(batch, max_iter - done)
         try:
-            k = K._vi_run(n, done, tol, c, clamp, par, gs, bounds, indptr, indices, probs, R,
+            k = K._vi_run(n, done, tol, c, clamp, par, gs, check_every, bounds, indptr, indices,
+                          probs, R,
                           mdp.gamma, V, W, reg.lam, reg.bias, reg.has_bias, reg.sbias, term,
                           has_term, cmin, cmax, hist_b, hist_r, shift)
         except KeyboardInterrupt:  # pragma: no cover - only with a callback
@@ -258,6 +267,37 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
     }
 
 
+def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> float:
+    """Floating-point slack added to every certificate.
+
+    The bounds of SPEC.md 2 hold for the exact operator; the computed ``TV``
+    carries rounding errors of a few ulps of ``|R| + gamma |V| + lam log A``,
+    which the iteration can accumulate up to ``1 / (1 - gamma)`` times. The
+    allowance is ``16 eps (max|V| + max|R| + lam log A) / (1 - gamma)``: about
+    1e-11 for values near 100 at ``gamma = 0.99``, so a certificate is never
+    an exact 0 that float64 cannot back.
+    """
+    scale = float(np.max(np.abs(V))) + _reward_scale(mdp, reg)
+    return 16.0 * np.finfo(np.float64).eps * scale / (1.0 - mdp.gamma)
+
+
+def _reward_scale(mdp: TabularMDP, reg: Regularizer) -> float:
+    return float(np.abs(mdp.rewards[mdp.feasible]).max()) + reg.lam * np.log(mdp.n_actions)
+
+
+def kernel_tol(mdp: TabularMDP, reg: Regularizer, tol: float, V0: np.ndarray) -> float:
+    """The threshold the sweeps stop at, so that ``tol`` holds after the round-off allowance.
+
+    The allowance is estimated from ``|V| <= max(|V0|, scale / (1 - gamma))``,
+    doubled. If it would eat more than half of ``tol``, the sweeps aim at
+    ``tol / 2`` and the result honestly reports a bound above ``tol``.
+    """
+    vmax = max(float(np.max(np.abs(V0))), _reward_scale(mdp, reg) / (1.0 - mdp.gamma))
+    est = 2.0 * 16.0 * np.finfo(np.float64).eps * (vmax + _reward_scale(mdp, reg)) / (
+        1.0 - mdp.gamma)
+    return max(tol - est, 0.5 * tol)
+
+
 def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:
     """Midpoint extrapolation, a last greedy step, and the tightest certified bound."""
     V = out["V"]
@@ -282,7 +322,7 @@ def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:
         else:
             lo2, hi2 = c * dmin, c * dmax
         bound2 = max(dmax + hi2, -(dmin + lo2), 0.0)
-        bound = min(bound, bound2)
+        bound = min(bound, bound2) + roundoff_allowance(mdp, reg, V)
         if n == 0:
             residual = max(abs(dmin), abs(dmax))
     else:
