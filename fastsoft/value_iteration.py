@@ -125,6 +125,7 @@ def soft_value_iteration(
     order: str = "jacobi",
     parallel: bool | None = None,
     callback: Callable[[dict], bool | None] | None = None,
+    progress: bool = False,
 ) -> SolveResult:
     """Entropy- and KL-regularized value iteration with a certified stopping rule.
 
@@ -172,6 +173,9 @@ def soft_value_iteration(
         Called between kernel calls with a dict ``{"n_iter", "error_bound",
         "residual", "elapsed"}``; returning True stops the run (the partial
         result keeps its certificate). Ctrl-C does the same while a callback is set.
+    progress : bool
+        Show a progress bar of the certified bound (tqdm, when stderr is a
+        terminal) and turn Ctrl-C into a clean stop with the partial result.
 
     Returns
     -------
@@ -195,8 +199,12 @@ def soft_value_iteration(
     V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
     par = _use_parallel(mdp, parallel)
     gs = order == "gauss-seidel"
-    out = _run_sweeps(mdp, reg, V, kernel_tol(mdp, reg, tol, V), max_iter, par, gs, callback,
-                      t_start)
+    from .progress import solver_progress
+
+    name = "value iteration" if reg.lam == 0 else "soft value iteration"
+    with solver_progress(bool(progress), name, tol=tol, callback=callback) as cb:
+        out = _run_sweeps(mdp, reg, V, kernel_tol(mdp, reg, tol, V), max_iter, par, gs, cb,
+                          t_start)
     method = f"value_iteration[{order}]" if reg.lam == 0 else f"soft_value_iteration[{order}]"
     return _finish(mdp, reg, out, tol, method, t_start)
 

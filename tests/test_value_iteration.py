@@ -368,3 +368,11 @@ def test_one_jacobi_sweep_matches_reference_backup(name, tau, eta, use_prior):
         live = ~mdp.terminal if mdp.has_terminal else np.ones(mdp.n_states, bool)
         shift = res.V[live] - TV[live]
         np.testing.assert_allclose(shift, shift[0], atol=1e-11 * (1 + np.abs(TV).max()))
+
+
+def test_progress_argument_runs_and_matches(capsys):
+    mdp = ZOO["grid"]
+    quiet = fs.soft_value_iteration(mdp, 0.2, tol=1e-8)
+    shown = fs.soft_value_iteration(mdp, 0.2, tol=1e-8, progress=True)
+    np.testing.assert_allclose(shown.V, quiet.V, atol=2e-8)
+    assert shown.converged and not shown.interrupted

@@ -1,0 +1,181 @@
+"""Time to a certified sup-norm error <= 1e-6 on V*: fastsoft.solve vs the reference and peers.
+
+    /work/venv/bin/python benchmarks/time_to_solution.py --problems frozenlake,taxi,grid100
+    /work/venv/bin/python benchmarks/time_to_solution.py --problems grid1000 --peers none
+
+Problems: grid<N> (N x N gridworld, slip 0.1, gamma 0.99; grid<N>@0.999 for
+gamma 0.999), random100k (random_mdp(100_000, 8, 10, gamma=0.99)), dense2000
+(2000 states, 8 actions, dense P), frozenlake (8x8), taxi. Peers (optional
+extra ``bench``): quantecon (DiscreteDP in state-action-pair form with a sparse
+Q: vi / mpi / pi), pymdptoolbox (dense P, only up to 5000 states: vi / mpi).
+QuantEcon and pymdptoolbox get ``epsilon = 1e-6`` (their own sup-norm
+stopping rules, which aim at the same accuracy); the last column reports the
+achieved ``max |V - V_fastsoft|``. The reference VI is fastsoft.reference's
+NumPy value iteration with the same certified span stopping rule
+(``--ref-max-sweeps`` caps it; a capped run is extrapolated from its per-sweep
+time and fastsoft Jacobi's sweep count and marked ``~``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+
+import numpy as np
+
+import fastsoft as fs
+
+TOL = 1e-6
+
+
+def build(name: str) -> fs.TabularMDP:
+    gamma = 0.99
+    if "@" in name:
+        name, g = name.split("@")
+        gamma = float(g)
+    if name.startswith("grid"):
+        n = int(name[4:])
+        return fs.gridworld(n, n, slip=0.1, gamma=gamma)
+    if name == "random100k":
+        return fs.random_mdp(100_000, 8, 10, gamma=gamma, seed=0)
+    if name == "dense2000":
+        return fs.random_mdp(2000, 8, 2000, gamma=gamma, seed=0)
+    import gymnasium as gym
+
+    if name == "frozenlake":
+        return fs.TabularMDP.from_gymnasium(gym.make("FrozenLake-v1", map_name="8x8"), gamma)
+    if name == "taxi":
+        return fs.TabularMDP.from_gymnasium(gym.make("Taxi-v4"), gamma)
+    raise ValueError(f"unknown problem {name}")
+
+
+def timed(fn):
+    """Wall time of a plain run; peak Python-traced memory from a second run."""
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return out, dt, peak
+
+
+def run_fastsoft(mdp, tau):
+    fs.solve(fs.gridworld(3, 3, gamma=mdp.gamma), tau)  # compile / load cache outside timing
+    r, dt, peak = timed(lambda: fs.solve(mdp, tau, tol=TOL))
+    return [("fastsoft.solve " + r.method, r.n_iter, dt, peak, r.V)]
+
+
+def run_reference(mdp, tau, max_sweeps):
+    r, dt, peak = timed(lambda: fs.reference.soft_value_iteration(mdp, tau, tol=TOL,
+                                                                    max_iter=max_sweeps))
+    label = "reference VI (NumPy)"
+    n = r["n_iter"]
+    if not r["converged"]:
+        need = fs.soft_value_iteration(mdp, tau, tol=TOL, order="jacobi").n_iter
+        dt = dt / n * need
+        label = "~" + label
+        n = need
+    return [(label, n, dt, peak, r["V"])]
+
+
+def _qe_ddp(mdp):
+    import quantecon as qe
+    import scipy.sparse as sp
+
+    S, A = mdp.n_states, mdp.n_actions
+    feas = mdp.feasible.ravel()
+    rows = np.flatnonzero(feas)
+    P = sp.csr_matrix((np.asarray(mdp.probs, float), mdp.indices, mdp.indptr),
+                      shape=(S * A, S))[rows]
+    if mdp.has_terminal:  # terminal states: a zero-reward absorbing action, scaled out
+        P = P.tolil()
+        s_idx = rows // A
+        for k in np.flatnonzero(mdp.terminal[s_idx]):
+            P.rows[k] = [int(s_idx[k])]
+            P.data[k] = [1.0]
+        P = P.tocsr()
+    R = np.asarray(mdp.rewards, float).ravel()[rows]
+    return qe.markov.DiscreteDP(R, P, mdp.gamma, rows // A, rows % A)
+
+
+def run_quantecon(mdp, tau):
+    if tau > 0:
+        return []
+    out = []
+    ddp = _qe_ddp(mdp)
+    for m in ("value_iteration", "modified_policy_iteration", "policy_iteration"):
+        if m == "policy_iteration" and mdp.n_states > 20_000:
+            continue
+        cap = 1000 if m == "policy_iteration" else 100_000  # its PI can cycle on ties
+        r, dt, peak = timed(lambda m=m, cap=cap: ddp.solve(method=m, epsilon=TOL, max_iter=cap))
+        V = r.v.copy()
+        if mdp.has_terminal:
+            V[mdp.terminal] = 0.0
+        out.append((f"quantecon {m}", r.num_iter, dt, peak, V))
+    return out
+
+
+def run_mdptoolbox(mdp, tau):
+    if tau > 0 or mdp.n_states > 5000:
+        return []
+    import mdptoolbox.mdp as mt
+
+    P, R = mdp.to_dense()
+    P = np.transpose(P, (1, 0, 2)).copy()
+    R = np.where(np.isfinite(R), R, -1e9)
+    if mdp.has_terminal:
+        t = np.flatnonzero(mdp.terminal)
+        P[:, t, :] = 0.0
+        P[:, t, t] = 1.0
+        R[t] = 0.0
+    out = []
+    for name, cls in (("ValueIteration", mt.ValueIteration),
+                      ("PolicyIterationModified", mt.PolicyIterationModified)):
+        def go(cls=cls):
+            s = cls(P, R, mdp.gamma, epsilon=TOL, max_iter=100_000)
+            s.run()
+            return s
+        s, dt, peak = timed(go)
+        out.append((f"pymdptoolbox {name}", s.iter, dt, peak, np.asarray(s.V)))
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", default="frozenlake,taxi,grid100,random10k")
+    ap.add_argument("--taus", default="0,0.1")
+    ap.add_argument("--peers", default="reference,quantecon,mdptoolbox")
+    ap.add_argument("--ref-max-sweeps", type=int, default=100_000)
+    a = ap.parse_args(argv)
+    peers = [] if a.peers == "none" else a.peers.split(",")
+    print(f"{'problem':14s} {'tau':>4s} {'method':55s} {'iters':>7s} {'time s':>9s} "
+          f"{'peak MB':>8s} {'max|V-V_ours|':>13s}")
+    for pname in a.problems.split(","):
+        if pname == "random10k":
+            mdp = fs.random_mdp(10_000, 8, 10, gamma=0.99, seed=0)
+        else:
+            mdp = build(pname)
+        for tau in (float(x) for x in a.taus.split(",")):
+            rows = run_fastsoft(mdp, tau)
+            ours = rows[0][4]
+            for p in peers:
+                try:
+                    if p == "reference":
+                        rows += run_reference(mdp, tau, a.ref_max_sweeps)
+                    elif p == "quantecon":
+                        rows += run_quantecon(mdp, tau)
+                    elif p == "mdptoolbox":
+                        rows += run_mdptoolbox(mdp, tau)
+                except ImportError as exc:
+                    print(f"  (peer {p} not installed: {exc})")
+            for label, n, dt, peak, V in rows:
+                err = float(np.max(np.abs(np.asarray(V, float) - ours)))
+                print(f"{pname:14s} {tau:4.1f} {label:55s} {n:7d} {dt:9.3f} "
+                      f"{peak / 2**20:8.1f} {err:13.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""``fastsoft.solve``: one entry point that picks the fastest certified method."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ._common import check_int, check_mdp, check_real, check_vector, make_regularizer
+from .mdp import TabularMDP
+from .policy_iteration import DIRECT_MAX_STATES, _pi_loop
+from .result import SolveResult
+from .value_iteration import _backup, pessimistic_start, soft_value_iteration
+
+__all__ = ["solve", "choose_method", "METHODS", "PI_MAX_ROW_NNZ", "PI_MIN_GAMMA"]
+
+#: Methods accepted by :func:`solve`.
+METHODS = ("auto", "vi", "vi-gs", "pi", "pi-iterative", "mpi")
+
+#: ``"auto"`` uses policy iteration with a direct solve only when the average
+#: number of successors per state-action pair is at most this (a dense ``P``
+#: fills the LU factors; span-stopped value iteration is faster there).
+PI_MAX_ROW_NNZ = 32
+
+#: ``"auto"`` prefers policy iteration from this discount on (below, Gauss-Seidel
+#: value iteration needs few enough sweeps to beat a sparse LU per iteration).
+PI_MIN_GAMMA = 0.995
+
+#: Rule 2 below is off: measured, Gauss-Seidel value iteration from the
+#: pessimistic start beat a sparse LU per Newton step on every benchmark grid
+#: (e.g. 60x60, gamma 0.995, tau 0.1: 0.02 s vs 0.25 s).
+AUTO_PI = False
+
+
+def choose_method(mdp: TabularMDP, temperature: float = 0.0, kl_weight: float = 0.0) -> str:
+    """The method ``solve(method="auto")`` runs on ``mdp`` (see :func:`solve`)."""
+    mdp = check_mdp(mdp)
+    S, A = mdp.n_states, mdp.n_actions
+    if not mdp.has_terminal:
+        return "vi"
+    row_nnz = mdp.nnz / max(1, S * A)
+    if (AUTO_PI and mdp.gamma >= PI_MIN_GAMMA and S <= DIRECT_MAX_STATES
+            and row_nnz <= PI_MAX_ROW_NNZ):
+        return "pi"
+    return "vi-gs"
+
+
+def solve(
+    mdp: TabularMDP,
+    temperature: float = 0.0,
+    *,
+    kl_weight: float = 0.0,
+    prior=None,
+    tol: float = 1e-8,
+    method: str = "auto",
+    V0=None,
+    max_iter: int | None = None,
+) -> SolveResult:
+    """Solve a (regularized) MDP to a certified sup-norm error ``tol``.
+
+    The target is the fixed point of the regularized Bellman operator of
+    SPEC.md 2 with entropy weight ``temperature`` and KL weight ``kl_weight``
+    towards ``prior`` (the hard optimum for ``temperature = kl_weight = 0``),
+    exactly what :func:`fastsoft.soft_value_iteration` computes. Every method
+    ends with the same certificate (one Bellman step of the returned ``V``,
+    SPEC.md 2), so ``error_bound`` and ``converged`` mean the same whatever ran.
+
+    Methods
+    -------
+    ``"vi"``
+        Value iteration, Jacobi sweeps (parallel on large problems), stopped by
+        the span (MacQueen) bound, which on well-mixing MDPs certifies long
+        before the values themselves converge.
+    ``"vi-gs"``
+        Value iteration with Gauss-Seidel sweeps alternating the state order,
+        from the pessimistic start: information crosses a grid in one sweep.
+    ``"pi"``
+        Policy iteration (Newton's method on the regularized operator): exact
+        evaluation of each policy by a sparse LU solve of ``I - gamma P_pi``
+        (up to :data:`fastsoft.policy_iteration.DIRECT_MAX_STATES` states; above,
+        sweeps to a forcing tolerance), greedy improvement with stable
+        tie-breaking. A handful of iterations.
+    ``"pi-iterative"``
+        Inexact policy iteration: evaluation by extrapolated Gauss-Seidel sweeps
+        to a forcing tolerance.
+    ``"mpi"``
+        Modified policy iteration: 20 Gauss-Seidel sweeps of the policy operator
+        per improvement.
+
+    ``"auto"`` (see :func:`choose_method`) measured on this machine's
+    benchmark problems (``benchmarks/time_to_solution.py``):
+
+    1. ``"vi"`` when no state is terminal (random / Garnet MDPs, dense ``P``):
+       the span bound stops parallel Jacobi sweeps after a few dozen sweeps
+       because ``P`` mixes, whatever gamma is.
+    2. (off, :data:`AUTO_PI`) ``"pi"`` when states terminate, ``gamma >= PI_MIN_GAMMA`` (0.995),
+       ``S <= DIRECT_MAX_STATES`` (20 000) and ``P`` has at most
+       :data:`PI_MAX_ROW_NNZ` successors per state-action pair on average:
+       value iteration then needs thousands of sweeps, while Newton's method
+       needs a handful of sparse LU solves whatever gamma is.
+    3. ``"vi-gs"`` otherwise (gridworlds, mazes, FrozenLake, Taxi, any size):
+       from the pessimistic start, values flow from the terminal states along
+       the alternating sweep order (Jacobi moves them one step per sweep), and
+       on small problems nothing beats a single kernel call.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    temperature : float
+        Entropy weight ``tau >= 0`` (not an inverse temperature).
+    kl_weight : float
+        KL weight ``eta >= 0`` towards ``prior``.
+    prior : array (S, A) or (A,), optional
+        ``mu``; uniform over each state's feasible actions by default.
+    tol : float
+        Certified bound on ``max_s |V(s) - V*(s)|``.
+    method : {"auto", "vi", "vi-gs", "pi", "pi-iterative", "mpi"}
+    V0 : array (S,), optional
+        Warm start (e.g. the previous solution after ``mdp.with_rewards(R)``);
+        default the pessimistic bound ``min R / (1 - gamma)``.
+    max_iter : int, optional
+        Sweeps (value iteration) or improvement steps (policy iteration).
+
+    Returns
+    -------
+    SolveResult
+        ``method`` names what ran, e.g. ``"value_iteration[gauss-seidel]"``.
+    """
+    t_start = time.perf_counter()
+    mdp = check_mdp(mdp)
+    reg = make_regularizer(mdp, temperature, kl_weight, prior)
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True)
+    if mdp.gamma >= 1.0:
+        raise ValueError("solve needs gamma < 1 (use soft_value_iteration with a horizon)")
+    S = mdp.n_states
+    V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
+    if method == "auto":
+        method = choose_method(mdp, reg.tau, reg.eta)
+    if method in ("vi", "vi-gs"):
+        order = "gauss-seidel" if method == "vi-gs" else "jacobi"
+        return soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
+                                    max_iter=max_iter, V0=V, order=order)
+    if mdp.has_terminal:
+        V[mdp.terminal] = 0.0
+    TV, Q, pig = _backup(mdp, V, reg)
+    with np.errstate(divide="ignore"):
+        logpi = np.log(pig)
+    evaluation = {"pi": "auto", "pi-iterative": "iterative", "mpi": "sweeps"}[method]
+    m = 20 if method == "mpi" else None
+    name = "policy_iteration" if reg.lam == 0 else "soft_policy_iteration"
+    return _pi_loop(mdp, reg, reg, 0.0, V, TV, Q, pig, logpi, True, evaluation, m, tol,
+                    max_iter or 10_000, "gauss-seidel", None, None, name, t_start)
