@@ -1,6 +1,6 @@
 """pytest-benchmark of fastsoft.solve and policy iteration (small sizes; runs in seconds).
 
-    /work/venv/bin/pytest benchmarks/bench_solve.py --benchmark-only
+    python -m pytest benchmarks/bench_solve.py --benchmark-only
 """
 
 from __future__ import annotations

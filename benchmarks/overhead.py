@@ -1,6 +1,6 @@
 """Backend overhead: import time, a fresh process's first solve, warm per-call cost.
 
-    /work/venv/bin/python benchmarks/overhead.py
+    python benchmarks/overhead.py
 """
 
 from __future__ import annotations

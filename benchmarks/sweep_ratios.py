@@ -25,7 +25,7 @@ import fastsoft as fs
 from fastsoft import _kernels as K
 from fastsoft import reference as ref
 from fastsoft._common import kernel_arrays, make_regularizer
-from fastsoft.value_iteration import _chunk_bounds, pessimistic_start
+from fastsoft.vi import _chunk_bounds, pessimistic_start
 
 
 def median_time(fn, repeat):

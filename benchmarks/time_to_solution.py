@@ -1,7 +1,7 @@
 """Time to a certified sup-norm error <= 1e-6 on V*: fastsoft.solve vs the reference and peers.
 
-    /work/venv/bin/python benchmarks/time_to_solution.py --problems frozenlake,taxi,grid100
-    /work/venv/bin/python benchmarks/time_to_solution.py --problems grid1000 --peers none
+    python benchmarks/time_to_solution.py --problems frozenlake,taxi,grid100
+    python benchmarks/time_to_solution.py --problems grid1000 --peers none
 
 Problems: grid<N> (N x N gridworld, slip 0.1, gamma 0.99; grid<N>@0.999 for
 gamma 0.999), random100k (random_mdp(100_000, 8, 10, gamma=0.99)), dense2000

@@ -1,6 +1,6 @@
 """Regularized policy iteration vs value iteration: certified error per iteration and time.
 
-    /work/venv/bin/python examples/pi_vs_vi.py
+    python examples/pi_vs_vi.py
 """
 
 from __future__ import annotations

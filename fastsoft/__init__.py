@@ -6,7 +6,7 @@ cached on disk.
 
 from .generators import gridworld, huys_planning_task, mattar_daw_maze, random_mdp
 from .mdp import TabularMDP
-from .policy_iteration import (
+from .pi import (
     modified_policy_iteration,
     policy_evaluation,
     policy_iteration,
@@ -21,8 +21,8 @@ from .sampling import (
     occupancy,
     sample_trajectories,
 )
-from .solve import solve
-from .value_iteration import bellman_backup, soft_value_iteration, value_iteration
+from .solver import solve
+from .vi import bellman_backup, soft_value_iteration, value_iteration
 
 __version__ = "0.1.0"
 

@@ -146,7 +146,7 @@ def bench_problems(size: str = "small", *, grid: int | None = None, states: int 
 
 
 def _sweep_time(mdp: TabularMDP, tau: float, V: np.ndarray, repeat: int, k: int) -> float:
-    from .value_iteration import soft_value_iteration
+    from .vi import soft_value_iteration
 
     def run(n):
         return lambda: soft_value_iteration(mdp, tau, tol=1e-300, max_iter=n, V0=V,
@@ -166,13 +166,13 @@ def _fastsoft_solvers(mdp: TabularMDP, tau: float, tol: float):
     algorithm, so the ratio is the kernels'), and fastsoft's own choice
     (:func:`fastsoft.solve` with ``method="auto"``; Gauss-Seidel value iteration on
     grids while ``solve`` is not available)."""
-    from .value_iteration import soft_value_iteration
+    from .vi import soft_value_iteration
 
     def vi(order):
         return lambda t, n: soft_value_iteration(mdp, tau, tol=t, max_iter=n, order=order)
 
     out = [("vi jacobi", vi("jacobi"))]
-    from .solve import solve
+    from .solver import solve
 
     try:
         takes_max_iter = "max_iter" in inspect.signature(solve).parameters
@@ -233,7 +233,7 @@ def measure_ratios(
     list of BenchRow
     """
     from . import reference as ref
-    from .value_iteration import pessimistic_start
+    from .vi import pessimistic_start
 
     if problems is None:
         problems = bench_problems(size)

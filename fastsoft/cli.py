@@ -441,14 +441,14 @@ def _check_figure_path(path: Path) -> None:
 def _run_solver(mdp, args, callback):
     """Run the solver named by ``args.method``; returns the SolveResult.
 
-    ``auto`` is resolved by :func:`fastsoft.solve.choose_method`. Value iteration
+    ``auto`` is resolved by :func:`fastsoft.solver.choose_method`. Value iteration
     (``vi``, ``vi-gs``) runs here through :func:`fastsoft.soft_value_iteration`,
     exactly as :func:`fastsoft.solve` runs it, but with the progress callback;
     other methods go to :func:`fastsoft.solve` (with the callback when it takes one).
     """
-    from .value_iteration import soft_value_iteration
+    from .vi import soft_value_iteration
 
-    solve_module = importlib.import_module("fastsoft.solve")
+    solve_module = importlib.import_module("fastsoft.solver")
     solve = solve_module.solve
     tau, eta = args.temperature, args.kl_weight
     if args.horizon is not None:
@@ -588,7 +588,7 @@ def _solve_figure(mdp, res, label: str):
 # ---------------------------------------------------------------------- dra
 def _route_states(mdp) -> np.ndarray:
     """States on the greedy path of the hard-optimal policy from the start (a maze route)."""
-    from .value_iteration import value_iteration
+    from .vi import value_iteration
 
     res = value_iteration(mdp, tol=1e-10)
     s = int(np.argmax(mdp.initial))
@@ -649,7 +649,9 @@ def _cmd_dra(args) -> int:
     else:
         res = dra.train(mdp, **kwargs)
     elapsed = time.perf_counter() - t0
-    if args.switch_episode is not None and args.switch_episode < n_ep:
+    interrupted = bool(getattr(res, "interrupted", False))
+    n_done = res.returns.shape[1]  # episodes completed (fewer if interrupted)
+    if args.switch_episode is not None and args.switch_episode < n_done:
         label += f", switched after {args.switch_episode} episodes"
         mdp = mattar_daw_maze(switch=True)  # the maze the final memories live in
     _print_dra(mdp, res, args, elapsed)
@@ -659,6 +661,10 @@ def _cmd_dra(args) -> int:
     if args.plot is not None:
         path = _save_figure(_dra_figure(mdp, res, label, params), args.plot)
         print(f"figure          {path}")
+    if interrupted:
+        print(f"fastsoft: interrupted after {n_done} of {n_ep} episodes; partial result"
+              + (f" saved to {args.out}" if args.out is not None else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -676,6 +682,8 @@ def _print_dra(mdp, res, args, elapsed: float) -> None:
           f"{int(mem.sum())} memories)")
     print(f"runs x episodes {res.n_runs} x {res.returns.shape[1]}   allocation "
           f"{args.allocation}")
+    if getattr(res, "interrupted", False):
+        print("interrupted     yes")
     if h.episode.size:
         print(f"final reward    {_mean_sd(h.reward[:, -1])}")
         print(f"final cost      {_mean_sd(h.cost[:, -1])}")

@@ -85,7 +85,7 @@ def test_solve_methods_agree(method, kl, tmp_path):
 
 
 def test_auto_and_named_methods_go_through_fastsoft_solve(monkeypatch, tmp_path):
-    solve_module = sys.modules["fastsoft.solve"]  # fastsoft.solve is the function
+    solve_module = sys.modules["fastsoft.solver"]  # fastsoft.solve is the function
 
     calls = []
 
@@ -114,7 +114,7 @@ def test_auto_and_named_methods_go_through_fastsoft_solve(monkeypatch, tmp_path)
 
 
 def test_auto_falls_back_to_gauss_seidel_without_fastsoft_solve(monkeypatch, tmp_path, capsys):
-    solve_module = sys.modules["fastsoft.solve"]  # fastsoft.solve is the function
+    solve_module = sys.modules["fastsoft.solver"]  # fastsoft.solve is the function
 
     def missing(*args, **kwargs):
         raise NotImplementedError

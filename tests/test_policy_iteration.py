@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import fastsoft as fs
 from fastsoft import _pi_kernels as PK
 from fastsoft._common import kernel_arrays
-from fastsoft.policy_iteration import (
+from fastsoft.pi import (
     modified_policy_iteration,
     policy_evaluation,
     policy_iteration,

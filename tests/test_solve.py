@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastsoft as fs
-from fastsoft.solve import METHODS, choose_method, solve
+from fastsoft.solver import METHODS, choose_method, solve
 
 PROBLEMS = {
     "random": lambda: fs.random_mdp(60, 3, 4, gamma=0.95, seed=1),

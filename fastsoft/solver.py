@@ -8,9 +8,9 @@ import numpy as np
 
 from ._common import check_int, check_mdp, check_real, check_vector, make_regularizer
 from .mdp import TabularMDP
-from .policy_iteration import DIRECT_MAX_STATES, _pi_loop
+from .pi import DIRECT_MAX_STATES, _pi_loop
 from .result import SolveResult
-from .value_iteration import _backup, pessimistic_start, soft_value_iteration
+from .vi import _backup, pessimistic_start, soft_value_iteration
 
 __all__ = ["solve", "choose_method", "METHODS", "PI_MAX_ROW_NNZ", "PI_MIN_GAMMA"]
 
@@ -77,7 +77,7 @@ def solve(
     ``"pi"``
         Policy iteration (Newton's method on the regularized operator): exact
         evaluation of each policy by a sparse LU solve of ``I - gamma P_pi``
-        (up to :data:`fastsoft.policy_iteration.DIRECT_MAX_STATES` states; above,
+        (up to :data:`fastsoft.pi.DIRECT_MAX_STATES` states; above,
         sweeps to a forcing tolerance), greedy improvement with stable
         tie-breaking. A handful of iterations.
     ``"pi-iterative"``

@@ -40,7 +40,7 @@ from ._common import (
 )
 from .mdp import TabularMDP
 from .result import SolveResult
-from .value_iteration import _backup, _chunk_bounds, _finish, _use_parallel
+from .vi import _backup, _chunk_bounds, _finish, _use_parallel
 
 __all__ = [
     "policy_evaluation",
