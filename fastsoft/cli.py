@@ -716,6 +716,7 @@ def _dra_arrays(mdp, res, task: str) -> dict[str, Any]:
         "history_cost": h.cost, "history_entropy_term": h.entropy_term,
         "history_objective": h.objective, "history_state_entropy": h.state_entropy,
         "task": np.str_(task), "params_json": np.str_(json.dumps(params, default=str)),
+        "interrupted": np.bool_(getattr(res, "interrupted", False)),
     }
     if "grid" in mdp.info:
         out["grid"] = np.asarray(mdp.info["grid"], dtype=np.int64)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -265,31 +266,105 @@ def _prepare(mdp, *, beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, n_epis
     )
 
 
-def _wrap(cfg, qbar, sigma, scalars, n_steps, returns, counts, hist, hist_entropy) -> DRAResult:
+def _wrap(cfg, qbar, sigma, scalars, n_steps, returns, counts, hist, hist_entropy, *,
+          done: int | None = None, interrupted: bool = False) -> DRAResult:
+    """The result of a run; ``done`` (default: all) episodes completed, so that an
+    interrupted run keeps its returns and evaluation points up to there."""
+    n_ep = cfg["n_episodes"] if done is None else int(done)
+    eval_at = cfg["eval_at"]
+    P = int(np.searchsorted(eval_at, n_ep, side="right"))
     history = DRAHistory(
-        episode=cfg["eval_at"].copy(),
-        reward=hist[:, :, 0].copy(),
-        cost=hist[:, :, 1].copy(),
-        entropy_term=hist[:, :, 2].copy(),
-        objective=hist[:, :, 3].copy(),
-        state_entropy=hist_entropy,
+        episode=eval_at[:P].copy(),
+        reward=hist[:, :P, 0].copy(),
+        cost=hist[:, :P, 1].copy(),
+        entropy_term=hist[:, :P, 2].copy(),
+        objective=hist[:, :P, 3].copy(),
+        state_entropy=hist_entropy[:, :P].copy() if P < eval_at.shape[0] else hist_entropy,
     )
-    mdp_end = cfg["mdp2"] if cfg["switch_at"] < cfg["n_episodes"] else cfg["mdp"]
+    if n_ep < returns.shape[1]:
+        returns = returns[:, :n_ep].copy()
+    # the environment of the last episode played
+    mdp_end = cfg["mdp2"] if cfg["switch_at"] < n_ep else cfg["mdp"]
     return DRAResult(
         qbar=qbar, sigma=sigma, sigma_scalar=scalars, n_steps=n_steps, returns=returns,
         state_visits=counts, history=history, memories=_env(mdp_end)[6],
-        params=MappingProxyType(cfg["params"]),
+        params=MappingProxyType(cfg["params"]), interrupted=bool(interrupted),
     )
 
 
 def _outputs(cfg) -> tuple:
+    """The arrays of :func:`K._train_runs`, holding the initial state of every run."""
     R, S, A = cfg["n_runs"], cfg["mdp"].n_states, cfg["mdp"].n_actions
     P = cfg["eval_at"].shape[0]
+    sigma0 = cfg["hp"][:, HP_NAMES.index("sigma0")]
+    scalars = sigma0.copy() if cfg["alloc"] != K.ALLOC_DRA else np.full(R, np.nan)
     return (
-        np.zeros((R, S, A)), np.zeros((R, S, A)), np.zeros(R), np.zeros(R, dtype=np.int64),
-        np.zeros((R, cfg["n_episodes"])), np.zeros((R, S)), np.zeros((R, P, 4)),
-        np.zeros((R, P, S)),
+        np.zeros((R, S, A)), np.repeat(sigma0, S * A).reshape(R, S, A), scalars,
+        np.zeros(R, dtype=np.int64), np.zeros((R, cfg["n_episodes"])), np.zeros((R, S)),
+        np.zeros((R, P, 4)), np.zeros((R, P, S)),
     )
+
+
+def _kernel_order(outs: tuple) -> tuple:
+    """:func:`_outputs` (the order of :func:`_wrap`) in the order of :func:`K._train_runs`."""
+    qbar, sigma, scalars, n_steps, returns, counts, hist, hist_entropy = outs
+    return qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars
+
+
+#: Wall-clock time aimed at per chunk of episodes when ``train`` reports progress.
+CHUNK_SECONDS = 0.2
+
+#: A fixed number of episodes per chunk instead (tests; None: adaptive).
+_CHUNK_EPISODES: int | None = None
+
+
+def _next_chunk(size: int, seconds: float) -> int:
+    """Episodes of the next chunk, from the last one's ``size`` and duration: about
+    :data:`CHUNK_SECONDS`, growing at most 4-fold (the first call may include compilation)."""
+    if _CHUNK_EPISODES is not None:
+        return _CHUNK_EPISODES
+    if seconds <= 0.0:
+        return 4 * size
+    return int(min(4 * size, max(1, round(size * CHUNK_SECONDS / seconds))))
+
+
+def _run_chunked(cfg, args: tuple, outs: tuple, callback) -> tuple[int, bool]:
+    """Run the episodes of ``train`` in chunks, reporting to ``callback`` in between.
+
+    Returns ``(episodes done, interrupted)``. The kernel resumes exactly where it
+    stopped, so the result does not depend on the chunks. A True from ``callback``
+    or a ``KeyboardInterrupt`` (raised in it, or a Ctrl-C during a chunk) stops.
+    """
+    n_ep = cfg["n_episodes"]
+    hist = outs[6]
+    eval_at = cfg["eval_at"]
+    cursor = np.zeros(1, dtype=np.int64)  # episodes done, set by the kernel
+    t0 = time.perf_counter()
+    size = 1 if _CHUNK_EPISODES is None else _CHUNK_EPISODES
+
+    def report() -> bool:
+        done = int(cursor[0])
+        P = int(np.searchsorted(eval_at, done, side="right"))
+        objective = float(np.mean(hist[:, P - 1, 3])) if P > 0 else float("nan")
+        return bool(callback({"episode": done, "n_episodes": n_ep, "objective": objective,
+                              "elapsed": time.perf_counter() - t0}))
+
+    try:
+        if report():
+            return int(cursor[0]), int(cursor[0]) < n_ep
+        while cursor[0] < n_ep:
+            start = int(cursor[0])
+            stop = min(n_ep, start + size)
+            tc = time.perf_counter()
+            K._train_runs(*args[:4], np.int64(start), np.int64(stop), *args[4:],
+                          *_kernel_order(outs), cursor)
+            size = _next_chunk(stop - start, time.perf_counter() - tc)
+            if report():
+                break
+    except KeyboardInterrupt:
+        pass
+    done = int(cursor[0])
+    return done, done < n_ep
 
 
 # ---------------------------------------------------------------- public functions
@@ -318,6 +393,7 @@ def train(
     n_eval: int = 100,
     switch_episode: int | None = None,
     switch_mdp: TabularMDP | None = None,
+    callback: Callable[[dict], bool | None] | None = None,
 ) -> DRAResult:
     """Train dynamic-resource-allocation agents (Patel, Acerbi & Pouget 2020; SPEC.md 6).
 
@@ -418,6 +494,19 @@ def train(
         switched maze ``mattar_daw_maze(switch=True)``.
     switch_mdp : TabularMDP, optional
         Environment after the switch (same states and actions).
+    callback : callable, optional
+        Progress reports and a clean stop for long runs (e.g.
+        :func:`fastsoft.progress.progress_callback` with ``total=n_episodes``).
+        The episodes then run in chunks of about :data:`CHUNK_SECONDS` each, and
+        ``callback(info)`` is called before the first and after every chunk with
+        ``info = {"episode": episodes done, "n_episodes": n_episodes, "objective":
+        mean over runs at the last evaluation point passed (NaN before the first),
+        "elapsed": seconds}``. Returning True, or a ``KeyboardInterrupt`` raised in
+        the callback (or by a Ctrl-C during a chunk), stops the runs: the result
+        holds their state after the last completed chunk (``returns`` and
+        ``history`` up to there) and ``interrupted=True``. The results are the
+        same, bit for bit, with or without a callback (the chunks resume exactly
+        where they stopped).
 
     Returns
     -------
@@ -435,20 +524,27 @@ def train(
         sigma_clip=sigma_clip, max_steps=max_steps, n_runs=n_runs, eval_every=eval_every,
         n_eval=n_eval, switch_episode=switch_episode, switch_mdp=switch_mdp,
     )
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     gens = _spawn_generators(seed, cfg["n_runs"])
     rngs = NumbaList([g[0] for g in gens])
     erngs = NumbaList([g[1] for g in gens])
-    qbar, sigma, scalars, n_steps, returns, counts, hist, hist_entropy = _outputs(cfg)
-    K._train_runs(
+    outs = _outputs(cfg)
+    # the kernel's arguments, less (ep_start, ep_stop) after the fourth and the outputs
+    args = (
         _env(cfg["mdp"]), _env(cfg["mdp2"]), np.int64(cfg["switch_at"]), cfg["hp"],
-        np.int64(cfg["n_episodes"]), np.int64(cfg["n_traj"]), np.int64(cfg["psi"]),
+        np.int64(cfg["n_traj"]), np.int64(cfg["psi"]),
         np.int64(cfg["cost"]), cfg["entropy_bonus"], np.int64(cfg["update"]),
         np.int64(cfg["alloc"]), cfg["smin"], cfg["smax"],
         np.int64(NO_LIMIT if cfg["max_steps"] is None else cfg["max_steps"]),
         cfg["eval_at"], np.int64(cfg["n_eval"]), rngs, erngs,
-        qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars,
     )
-    return _wrap(cfg, qbar, sigma, scalars, n_steps, returns, counts, hist, hist_entropy)
+    if callback is None:
+        K._train_runs(*args[:4], np.int64(0), np.int64(cfg["n_episodes"]), *args[4:],
+                      *_kernel_order(outs), np.zeros(1, dtype=np.int64))
+        return _wrap(cfg, *outs)
+    done, interrupted = _run_chunked(cfg, args, outs, callback)
+    return _wrap(cfg, *outs, done=done, interrupted=interrupted)
 
 
 def _gradient_args(mdp, qbar, sigma, *, beta, lam, sigma_base, n_traj, psi, cost,

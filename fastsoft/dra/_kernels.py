@@ -414,21 +414,23 @@ def _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus, max_
 
 
 @jit
-def _train_one(env1, env2, switch_episode, hp, n_episodes, n_traj, psi, cost, entropy_bonus,
-               update, alloc, smin, smax, max_steps, eval_at, n_eval, rng, erng,
-               qbar, sigma, returns, counts, hist, hist_entropy):
-    """One DRA run. ``hp = (beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma)``.
+def _train_one(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, cost,
+               entropy_bonus, update, alloc, smin, smax, max_steps, eval_at, n_eval, rng, erng,
+               qbar, sigma, returns, counts, hist, hist_entropy, scalar):
+    """Episodes ``ep_start .. ep_stop - 1`` of one DRA run.
+    ``hp = (beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma)``.
 
-    Writes ``qbar, sigma`` (S, A), ``returns`` (n_episodes,), ``counts`` (S,) learning
-    visits, ``hist`` (P, 4) and ``hist_entropy`` (P, S); returns (steps, sigma_scalar).
+    The state of the run lives in its arguments, so that a run split into chunks of
+    episodes resumes exactly where it stopped: ``qbar, sigma`` (S, A) and ``counts`` (S,)
+    learning visits (initialised by the caller: 0, ``sigma0``, 0), ``scalar`` the shared
+    scalar of the baselines (``sigma0`` at the start, NaN for DRA), and the generators
+    ``rng``, ``erng`` (advanced in place). Writes ``returns[ep]`` and the evaluation points
+    ``k`` with ``ep_start < eval_at[k] <= ep_stop`` into ``hist`` (P, 4) and
+    ``hist_entropy`` (P, S). Returns (steps of these episodes, scalar).
     """
-    beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma = (
-        hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], hp[6])
+    beta, lam, sigma_base, alpha_q, alpha_sigma, gamma = (
+        hp[0], hp[1], hp[2], hp[4], hp[5], hp[6])  # hp[3] = sigma0: the caller's
     S, A = qbar.shape
-    qbar[:] = 0.0
-    sigma[:] = sigma0
-    counts[:] = 0.0
-    scalar = sigma0 if alloc != ALLOC_DRA else np.nan
     zeta = np.empty(A)
     p = np.empty(A)
     p2 = np.empty(A)
@@ -443,9 +445,11 @@ def _train_one(env1, env2, switch_episode, hp, n_episodes, n_traj, psi, cost, en
     tlist = np.empty(S, dtype=np.int64)
     w = np.ones(S)
     steps = 0
-    k = 0
     n_points = eval_at.shape[0]
-    for ep in range(n_episodes):
+    k = 0  # the first evaluation point not yet reached (eval_at is increasing)
+    while k < n_points and eval_at[k] <= ep_start:
+        k += 1
+    for ep in range(ep_start, ep_stop):
         env = env1 if ep < switch_episode else env2
         memory = env[6]
         t, ret = _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rng,
@@ -471,16 +475,22 @@ def _train_one(env1, env2, switch_episode, hp, n_episodes, n_traj, psi, cost, en
 
 
 @pjit
-def _train_runs(env1, env2, switch_episode, hp, n_episodes, n_traj, psi, cost, entropy_bonus,
-                update, alloc, smin, smax, max_steps, eval_at, n_eval, rngs, erngs,
-                qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars):
-    """Independent runs in parallel (one generator pair and one scratch set per run)."""
+def _train_runs(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, cost,
+                entropy_bonus, update, alloc, smin, smax, max_steps, eval_at, n_eval, rngs,
+                erngs, qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars,
+                cursor):
+    """Episodes ``ep_start .. ep_stop - 1`` of independent runs in parallel (one generator
+    pair and one scratch set per run), resuming from the state in ``qbar, sigma, counts``,
+    ``scalars`` and the generators; adds the steps to ``n_steps``. With ``ep_start = 0``
+    the state must be the initial one (see :func:`_train_one`). Sets ``cursor[0] = ep_stop``
+    when done (the episodes the state holds, whatever interrupts the caller)."""
     n_runs = qbar.shape[0]
     for r in prange(n_runs):
         i = np.int64(r)
-        st, sc = _train_one(env1, env2, switch_episode, hp[i], n_episodes, n_traj, psi, cost,
-                            entropy_bonus, update, alloc, smin, smax, max_steps, eval_at, n_eval,
-                            rngs[i], erngs[i], qbar[i], sigma[i], returns[i], counts[i], hist[i],
-                            hist_entropy[i])
-        n_steps[i] = st
+        st, sc = _train_one(env1, env2, switch_episode, hp[i], ep_start, ep_stop, n_traj, psi,
+                            cost, entropy_bonus, update, alloc, smin, smax, max_steps, eval_at,
+                            n_eval, rngs[i], erngs[i], qbar[i], sigma[i], returns[i], counts[i],
+                            hist[i], hist_entropy[i], scalars[i])
+        n_steps[i] += st
         scalars[i] = sc
+    cursor[0] = ep_stop

@@ -74,6 +74,11 @@ class DRAResult:
         (of the environment after the switch, if any).
     params : mapping
         The options and hyperparameters of the call (per-run arrays where a grid was given).
+    interrupted : bool
+        Whether the runs were stopped early through ``train``'s ``callback`` (it
+        returned True, or Ctrl-C): the arrays then hold the state after the
+        ``n_episodes_done`` episodes completed, ``returns`` has that many columns and
+        ``history`` the evaluation points up to there.
     """
 
     qbar: np.ndarray
@@ -85,11 +90,17 @@ class DRAResult:
     history: DRAHistory
     memories: np.ndarray
     params: Mapping[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
 
     @property
     def n_runs(self) -> int:
         """Number of independent runs."""
         return int(self.qbar.shape[0])
+
+    @property
+    def n_episodes_done(self) -> int:
+        """Learning episodes completed (fewer than asked for if ``interrupted``)."""
+        return int(self.returns.shape[1])
 
     def _final(self, arr: np.ndarray) -> float:
         if arr.shape[1] == 0:
