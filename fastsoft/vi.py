@@ -67,9 +67,8 @@ GS_BLOCKS = 8
 def _chunk_bounds(n_states: int, parallel: bool, gs: bool = False) -> np.ndarray:
     """State ranges: Jacobi load-balancing chunks, or the fixed Gauss-Seidel blocks."""
     if not parallel:
-        n = 1
-    else:
-        n = max(1, min(n_states, GS_BLOCKS if gs else 256))
+        return np.array([0, n_states], dtype=np.int64)
+    n = max(1, min(n_states, GS_BLOCKS if gs else 256))
     return np.linspace(0, n_states, n + 1).astype(np.int64)
 
 
@@ -248,7 +247,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
             interrupted = True
             break
         t_now = time.perf_counter() - t_start
-        hist_t[done:done + k] = np.linspace(t_prev, t_now, k + 1)[1:]
+        hist_t[done:done + k] = t_prev + (t_now - t_prev) / k * np.arange(1, k + 1)
         done += k
         t_prev = t_now
         if hist_b[done - 1] <= tol:
@@ -290,7 +289,10 @@ def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> floa
 
 
 def _reward_scale(mdp: TabularMDP, reg: Regularizer) -> float:
-    return float(np.abs(mdp.rewards[mdp.feasible]).max()) + reg.lam * np.log(mdp.n_actions)
+    c = mdp._cache
+    if "max_abs_reward" not in c:
+        c["max_abs_reward"] = float(np.abs(mdp.rewards[mdp.feasible]).max())
+    return c["max_abs_reward"] + reg.lam * np.log(mdp.n_actions)
 
 
 def kernel_tol(mdp: TabularMDP, reg: Regularizer, tol: float, V0: np.ndarray) -> float:
