@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,6 +56,8 @@ def solve(
     method: str = "auto",
     V0=None,
     max_iter: int | None = None,
+    callback: Callable[[dict], bool | None] | None = None,
+    progress: bool = False,
 ) -> SolveResult:
     """Solve a (regularized) MDP to a certified sup-norm error ``tol``.
 
@@ -120,6 +123,13 @@ def solve(
         default the pessimistic bound ``min R / (1 - gamma)``.
     max_iter : int, optional
         Sweeps (value iteration) or improvement steps (policy iteration).
+    callback : callable, optional
+        Called with ``{"n_iter", "error_bound", "residual", ...}`` between kernel
+        calls (value iteration) or improvement steps (policy iteration);
+        returning True stops with the partial result and its certificate.
+    progress : bool
+        Progress bar of the certified bound (tqdm, on a terminal) and a clean
+        stop on Ctrl-C (``interrupted=True``).
 
     Returns
     -------
@@ -139,10 +149,15 @@ def solve(
     V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
     if method == "auto":
         method = choose_method(mdp, reg.tau, reg.eta)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
     if method in ("vi", "vi-gs"):
         order = "gauss-seidel" if method == "vi-gs" else "jacobi"
         return soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
-                                    max_iter=max_iter, V0=V, order=order)
+                                    max_iter=max_iter, V0=V, order=order, callback=callback,
+                                    progress=progress)
+    from .progress import solver_progress
+
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
     TV, Q, pig = _backup(mdp, V, reg)
@@ -151,5 +166,7 @@ def solve(
     evaluation = {"pi": "auto", "pi-iterative": "iterative", "mpi": "sweeps"}[method]
     m = 20 if method == "mpi" else None
     name = "policy_iteration" if reg.lam == 0 else "soft_policy_iteration"
-    return _pi_loop(mdp, reg, reg, 0.0, V, TV, Q, pig, logpi, True, evaluation, m, tol,
-                    max_iter or 10_000, "gauss-seidel", None, None, name, t_start)
+    with solver_progress(bool(progress), name.replace("_", " "), tol=tol,
+                         callback=callback) as cb:
+        return _pi_loop(mdp, reg, reg, 0.0, V, TV, Q, pig, logpi, True, evaluation, m, tol,
+                        max_iter or 10_000, "gauss-seidel", None, cb, name, t_start)

@@ -94,3 +94,22 @@ def test_errors():
         solve(mdp.with_gamma(1.0))
     with pytest.raises(TypeError, match="mdp"):
         choose_method("x")
+
+
+@pytest.mark.parametrize("method", ["vi", "vi-gs", "pi", "mpi"])
+def test_solve_callback_stops_and_progress_matches(method):
+    mdp = fs.gridworld(40, 40, slip=0.1, gamma=0.99)
+    seen = []
+
+    def stop_early(info):
+        seen.append(info["error_bound"])
+        return True
+
+    part = fs.solve(mdp, 0.1, tol=1e-12, method=method, callback=stop_early)
+    assert part.interrupted and not part.converged and len(seen) >= 1
+    assert np.isfinite(part.error_bound) and part.error_bound > 1e-12
+    full = fs.solve(mdp, 0.1, tol=1e-8, method=method)
+    shown = fs.solve(mdp, 0.1, tol=1e-8, method=method, progress=True)
+    np.testing.assert_allclose(shown.V, full.V, atol=2e-8)
+    with pytest.raises(TypeError, match="callback must be callable"):
+        fs.solve(mdp, 0.1, method=method, callback=1)
