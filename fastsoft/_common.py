@@ -9,8 +9,10 @@ import numpy as np
 
 from .mdp import TabularMDP
 
-#: Problems with at least this many state-action pairs run the parallel kernels.
+#: Problems with at least this many state-action pairs, or this many stored
+#: transitions, run the parallel kernels (a sweep's work is ~ pairs + nnz).
 PARALLEL_MIN_PAIRS = 20_000
+PARALLEL_MIN_NNZ = 100_000
 
 
 def check_mdp(mdp) -> TabularMDP:

@@ -34,6 +34,8 @@ def _row_mean(lo, hi, indices, probs, V):
     normalised). Branch-free on purpose: an early ``continue`` for infeasible
     rows measured 2x slower on sparse sweeps.
     """
+    if hi - lo >= 16:
+        return _row_mean_long(lo, hi, indices, probs, V)
     ev = 0.0
     ps = 0.0
     for k in range(lo, hi):
@@ -41,6 +43,40 @@ def _row_mean(lo, hi, indices, probs, V):
         ev += p * V[indices[k]]
         ps += p
     return ev / max(ps, 1e-300)
+
+
+@jit
+def _row_mean_long(lo, hi, indices, probs, V):
+    """:func:`_row_mean` for long rows: four independent accumulators.
+
+    Without ``reassoc`` a single running sum is bound by the latency of the
+    floating-point add; dense rows (thousands of successors) measured 3x
+    faster this way.
+    """
+    e0 = e1 = e2 = e3 = 0.0
+    p0 = p1 = p2 = p3 = 0.0
+    k = lo
+    while k + 4 <= hi:
+        a0 = probs[k]
+        a1 = probs[k + 1]
+        a2 = probs[k + 2]
+        a3 = probs[k + 3]
+        e0 += a0 * V[indices[k]]
+        e1 += a1 * V[indices[k + 1]]
+        e2 += a2 * V[indices[k + 2]]
+        e3 += a3 * V[indices[k + 3]]
+        p0 += a0
+        p1 += a1
+        p2 += a2
+        p3 += a3
+        k += 4
+    while k < hi:
+        a0 = probs[k]
+        e0 += a0 * V[indices[k]]
+        p0 += a0
+        k += 1
+    ps = (p0 + p1) + (p2 + p3)
+    return ((e0 + e1) + (e2 + e3)) / max(ps, 1e-300)
 
 
 @ijit

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._common import (
+    PARALLEL_MIN_NNZ,
     PARALLEL_MIN_PAIRS,
     Regularizer,
     check_int,
@@ -51,7 +52,8 @@ def pessimistic_start(mdp: TabularMDP) -> np.ndarray:
 
 def _use_parallel(mdp: TabularMDP, parallel) -> bool:
     if parallel is None:
-        return mdp.n_states * mdp.n_actions >= PARALLEL_MIN_PAIRS
+        return (mdp.n_states * mdp.n_actions >= PARALLEL_MIN_PAIRS
+                or mdp.nnz >= PARALLEL_MIN_NNZ)
     return bool(parallel)
 
 
