@@ -110,7 +110,7 @@ def _select(cum, lo, last, u):
 
 #: Episodes advanced in lockstep by one thread: their dependent memory loads
 #: overlap (about 2x faster than one at a time). Does not affect the output.
-_BLOCK = 4
+_BLOCK = 8
 
 
 @jit
