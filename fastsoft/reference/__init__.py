@@ -3,11 +3,12 @@
 These are deliberately plain (vectorised NumPy, SciPy sparse, Python loops
 where the algorithm is a loop) and are what tests and benchmarks compare the
 kernels against. Submodules: :mod:`fastsoft.reference.core` (CSR helpers,
-Bellman backups, value and policy iteration), :mod:`fastsoft.reference.dra`
-(the DRA loop), :mod:`fastsoft.reference.sampling` (rollouts, occupancy,
-inference).
+Bellman backups, value iteration), :mod:`fastsoft.reference.pi` (policy
+evaluation and iteration), :mod:`fastsoft.reference.dra` (the DRA loop),
+:mod:`fastsoft.reference.sampling` (rollouts, occupancy, inference).
 """
 
+from . import dra, pi, sampling
 from .core import (
     bellman_backup,
     canonicalize_csr,
@@ -22,6 +23,9 @@ from .core import (
 )
 
 __all__ = [
+    "dra",
+    "pi",
+    "sampling",
     "bellman_backup",
     "canonicalize_csr",
     "expected_rewards",
