@@ -37,6 +37,8 @@ def mdp_zoo():
         "dense_infeasible": dense_random_mdp(15, 4, 0.95, 1, infeasible=0.3),
         "dense_terminal": dense_random_mdp(15, 3, 0.9, 2, terminal=0.2, infeasible=0.2),
         "sparse": dense_random_mdp(30, 5, 0.8, 3, density=0.1),
+        # rows of 37 successors: the four-accumulator path for long rows
+        "dense_long_rows": dense_random_mdp(37, 3, 0.95, 6, infeasible=0.2),
         "garnet": fs.random_mdp(200, 4, 5, gamma=0.95, seed=4),
         "grid": fs.gridworld(8, 9, slip=0.2, walls=[(2, 2), (3, 3)], gamma=0.95),
         "maze": fs.mattar_daw_maze(),
