@@ -123,10 +123,11 @@ def regularized_greedy(Q, temperature: float, kl_weight: float = 0.0, prior=None
         pi = np.zeros_like(Qa)
         pi[np.arange(Qa.shape[0]), np.argmax(x, axis=1)] = 1.0
         return x.max(axis=1), pi
-    v = lam * logsumexp(x / lam, axis=1)
     m = x.max(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):
-        w = np.where(np.isfinite(x), np.exp((x - m) / lam), 0.0)
+        z = np.where(np.isfinite(x), (x - m) / lam, -np.inf)  # <= 0: no overflow
+    v = m[:, 0] + lam * logsumexp(z, axis=1)
+    w = np.exp(z)
     return v, w / w.sum(axis=1, keepdims=True)
 
 
