@@ -124,7 +124,7 @@ def regularized_greedy(Q, temperature: float, kl_weight: float = 0.0, prior=None
         pi[np.arange(Qa.shape[0]), np.argmax(x, axis=1)] = 1.0
         return x.max(axis=1), pi
     m = x.max(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # -big / subnormal lam -> -inf
         z = np.where(np.isfinite(x), (x - m) / lam, -np.inf)  # <= 0: no overflow
     v = m[:, 0] + lam * logsumexp(z, axis=1)
     w = np.exp(z)

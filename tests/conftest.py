@@ -6,8 +6,14 @@ from hypothesis import HealthCheck, settings
 
 import fastsoft as fs
 
+# "ci" (the default) is derandomized: the same examples every run, so CI is
+# reproducible; HYPOTHESIS_PROFILE=explore searches afresh with more examples.
 settings.register_profile(
-    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci", max_examples=40, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -109,8 +109,8 @@ def regularized_max(Q, temperature, kl_weight=0.0, prior=None):
         pi[np.arange(Q.shape[0]), np.argmax(x, axis=1)] = 1.0
         return v, pi
     m = x.max(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        z = (x - m) / lam  # <= 0: no overflow even for subnormal lam
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = (x - m) / lam  # <= 0: -inf at worst, even for a subnormal lam
     z[~np.isfinite(x)] = -np.inf
     v = m[:, 0] + lam * logsumexp(z, axis=1)
     pi = np.exp(z)
