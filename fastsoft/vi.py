@@ -215,7 +215,7 @@ def value_iteration(mdp: TabularMDP, **kwargs) -> SolveResult:
     return soft_value_iteration(mdp, 0.0, **kwargs)
 
 
-def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, it0=0):
+def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start):
     """Drive ``_vi_run``; returns a dict with the iterate (``TV`` of the last sweep)."""
     indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
     if has_term:
