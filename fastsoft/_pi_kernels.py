@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from ._csr import _sort_row
 from ._jit import jit, pjit, prange
 from ._kernels import _row_mean
 
@@ -249,17 +250,8 @@ def _ppi_fill(indptr, indices, probs, pi, term, has_term, pos, out_ptr, out_idx,
                     out_idx[q] = j
                     out_val[q] = w * probs[k]
                     n += 1
-        # insertion sort of the (short) row by successor
-        for i in range(start + 1, start + n):
-            kj = out_idx[i]
-            kv = out_val[i]
-            t = i - 1
-            while t >= start and out_idx[t] > kj:
-                out_idx[t + 1] = out_idx[t]
-                out_val[t + 1] = out_val[t]
-                t -= 1
-            out_idx[t + 1] = kj
-            out_val[t + 1] = kv
+        # sort the (short) row by successor, as the CSR canonicalisation does
+        _sort_row(out_idx, out_val, start, start + n)
 
 
 @pjit
