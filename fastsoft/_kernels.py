@@ -460,6 +460,30 @@ def _greedy_step(
             TV[s] = m + lam * math.log(tot) + sbias[s]
 
 
+@pjit
+def _one_step_values(R, lam, bias, has_bias, sbias, term, has_term, out):
+    """``out = T 0`` (the regularized max of ``R(s, .)``), ``+inf`` at terminal states."""
+    S, A = R.shape[0], R.shape[1]
+    for s in prange(S):
+        if has_term and term[s]:
+            out[s] = np.inf
+            continue
+        m = NEG_INF
+        for a in range(A):
+            x = R[s, a] + bias[s, a] if has_bias else R[s, a]
+            x = x if R[s, a] != NEG_INF else NEG_INF
+            m = max(m, x)
+        if lam == 0.0:
+            out[s] = m + sbias[s]
+        else:
+            tot = 0.0
+            for a in range(A):
+                x = R[s, a] + bias[s, a] if has_bias else R[s, a]
+                if R[s, a] != NEG_INF:
+                    tot += math.exp((x - m) / lam)
+            out[s] = m + lam * math.log(tot) + sbias[s]
+
+
 @jit
 def _finite_horizon(
     H, indptr, indices, probs, R, gamma, VT, lam, bias, has_bias, sbias, term, has_term,

@@ -120,7 +120,7 @@ def solve(
     method : {"auto", "vi", "vi-gs", "pi", "pi-iterative", "mpi"}
     V0 : array (S,), optional
         Warm start (e.g. the previous solution after ``mdp.with_rewards(R)``);
-        default the pessimistic bound ``min R / (1 - gamma)``.
+        default the pessimistic bound of :func:`fastsoft.vi.pessimistic_start`.
     max_iter : int, optional
         Sweeps (value iteration) or improvement steps (policy iteration).
     callback : callable, optional
@@ -146,7 +146,7 @@ def solve(
     if mdp.gamma >= 1.0:
         raise ValueError("solve needs gamma < 1 (use soft_value_iteration with a horizon)")
     S = mdp.n_states
-    V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
+    V = pessimistic_start(mdp, reg) if V0 is None else check_vector(V0, "V0", S)
     if method == "auto":
         method = choose_method(mdp, reg.tau, reg.eta)
     if callback is not None and not callable(callback):

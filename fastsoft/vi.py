@@ -28,26 +28,72 @@ __all__ = ["soft_value_iteration", "value_iteration", "bellman_backup", "DEFAULT
 DEFAULT_MAX_ITER = 100_000
 
 _ORDERS = ("jacobi", "gauss-seidel")
+_ACCELERATIONS = ("auto", "anderson", None)
+
+#: Default depth of Anderson acceleration (past differences combined).
+ANDERSON_DEPTH = 2
 
 
-def pessimistic_start(mdp: TabularMDP) -> np.ndarray:
-    """A lower bound of V*: ``min R / (1 - gamma)`` (with 0 in the min when states terminate).
+def pessimistic_start(mdp: TabularMDP, reg: Regularizer | None = None) -> np.ndarray:
+    """A lower bound of the regularized V*: the constant ``m / (1 - gamma)``.
+
+    ``m`` is the smallest one-step regularized value ``(T 0)(s)`` over
+    non-terminal states, i.e. ``min_s lam log sum_a exp((R(s, a) + eta log
+    mu(a|s)) / lam)`` (``min_s max_a R(s, a)`` when ``lam = 0``; ``reg=None``
+    means the hard operator). Since ``T(V + k) >= TV + gamma k`` for constants
+    ``k <= 0`` (and ``= TV + gamma k`` for every ``k`` without terminal
+    states), ``V_0 = m / (1 - gamma)`` satisfies ``T V_0 >= V_0``, so ``V_0 <=
+    V*``; with terminal states ``m`` is first capped at 0. Terminal states get 0.
 
     Value iteration starts here by default. Information then travels with the
     Gauss-Seidel sweep order (a state's value rises as soon as a better
     neighbour is known), so on grids one sweep carries it across the grid; an
     optimistic start such as 0 only lets bad news travel one cell per sweep.
+    With a temperature the bound includes the entropy bonus (``tau log |A|``
+    per step where all actions tie), which removes most of the initial error
+    in the regions where the soft policy is nearly uniform.
     """
     c = mdp._cache
-    if "pessimistic" not in c:
-        r = float(np.min(mdp.rewards[mdp.feasible]))
+    key = ("pessimistic", 0.0, 0.0) if reg is None else ("pessimistic", reg.tau, reg.eta)
+    cacheable = reg is None or reg.log_prior is None
+    v = c.get(key) if cacheable else None
+    if v is None:
+        _, _, _, R, term, has_term = kernel_arrays(mdp)
+        out = np.empty(mdp.n_states)
+        if reg is None:
+            K._one_step_values(R, 0.0, np.zeros((0, 0)), False, np.zeros(mdp.n_states), term,
+                               has_term, out)
+        else:
+            K._one_step_values(R, reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term,
+                               out)
+        m = float(out.min())
+        if not np.isfinite(m):
+            m = 0.0
         if mdp.has_terminal:
-            r = min(r, 0.0)
-        c["pessimistic"] = r / (1.0 - mdp.gamma) if mdp.gamma < 1 else 0.0
-    V = np.full(mdp.n_states, c["pessimistic"])
+            m = min(m, 0.0)
+        v = m / (1.0 - mdp.gamma) if mdp.gamma < 1 else 0.0
+        if cacheable:
+            c[key] = v
+    V = np.full(mdp.n_states, v)
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
     return V
+
+
+def use_anderson(mdp: TabularMDP, reg: Regularizer, order: str) -> bool:
+    """``acceleration="auto"``: Anderson acceleration for soft (``lam > 0``)
+    Gauss-Seidel sweeps on problems with terminal states.
+
+    That is where plain sweeps are slow: the error of a soft gridworld relaxes
+    like a diffusion (about 0.98 per sweep on a 1000 x 1000 grid at
+    temperature 0.1) and Anderson acceleration of depth 2 cuts the sweeps
+    about 3-4x (FrozenLake 8x8 at temperature 0.3: 161 -> 54). Hard value
+    iteration gains less (its greedy policy keeps changing, so the sweep map
+    is not smooth: 137 -> 123 sweeps on a 300 x 300 grid), and without
+    terminal states Jacobi sweeps stop on the two-sided span certificate
+    sooner than accelerated ones.
+    """
+    return reg.lam > 0.0 and order == "gauss-seidel" and mdp.has_terminal
 
 
 def _use_parallel(mdp: TabularMDP, parallel) -> bool:
@@ -127,6 +173,8 @@ def soft_value_iteration(
     parallel: bool | None = None,
     callback: Callable[[dict], bool | None] | None = None,
     progress: bool = False,
+    acceleration: str | None = "auto",
+    anderson_depth: int = ANDERSON_DEPTH,
 ) -> SolveResult:
     """Entropy- and KL-regularized value iteration with a certified stopping rule.
 
@@ -177,10 +225,20 @@ def soft_value_iteration(
     progress : bool
         Show a progress bar of the certified bound (tqdm, when stderr is a
         terminal) and turn Ctrl-C into a clean stop with the partial result.
+    acceleration : {"auto", "anderson", None}
+        ``"anderson"``: Anderson acceleration of depth ``anderson_depth`` over
+        the sweep map (one Jacobi sweep, or a forward and a backward
+        Gauss-Seidel sweep; see :mod:`fastsoft._anderson`). The certificate is
+        unchanged: every sweep output is certified on its own and the result
+        is a sweep output. ``"auto"`` (default) uses it where it pays, see
+        :func:`use_anderson`; ``None`` never.
+    anderson_depth : int
+        Number of past differences Anderson acceleration combines (1 to 20).
 
     Returns
     -------
     SolveResult
+        ``method`` ends in ``+anderson`` when the acceleration ran.
     """
     t_start = time.perf_counter()
     mdp = check_mdp(mdp)
@@ -196,17 +254,26 @@ def soft_value_iteration(
     max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True) or DEFAULT_MAX_ITER
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+    if acceleration not in _ACCELERATIONS:
+        raise ValueError(f"acceleration must be one of {_ACCELERATIONS}, got {acceleration!r}")
+    depth = check_int(anderson_depth, "anderson_depth", low=1)
+    if depth > 20:
+        raise ValueError(f"anderson_depth must be at most 20, got {depth}")
     S = mdp.n_states
-    V = pessimistic_start(mdp) if V0 is None else check_vector(V0, "V0", S)
+    V = pessimistic_start(mdp, reg) if V0 is None else check_vector(V0, "V0", S)
     par = _use_parallel(mdp, parallel)
     gs = order == "gauss-seidel"
+    if acceleration == "auto":
+        acceleration = "anderson" if use_anderson(mdp, reg, order) else None
     from .progress import solver_progress
 
     name = "value iteration" if reg.lam == 0 else "soft value iteration"
     with solver_progress(bool(progress), name, tol=tol, callback=callback) as cb:
         out = _run_sweeps(mdp, reg, V, kernel_tol(mdp, reg, tol, V), max_iter, par, gs, cb,
-                          t_start)
+                          t_start, anderson=depth if acceleration == "anderson" else 0)
     method = f"value_iteration[{order}]" if reg.lam == 0 else f"soft_value_iteration[{order}]"
+    if acceleration == "anderson":
+        method += "+anderson"
     return _finish(mdp, reg, out, tol, method, t_start)
 
 
@@ -215,8 +282,11 @@ def value_iteration(mdp: TabularMDP, **kwargs) -> SolveResult:
     return soft_value_iteration(mdp, 0.0, **kwargs)
 
 
-def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start):
-    """Drive ``_vi_run``; returns a dict with the iterate (``TV`` of the last sweep)."""
+def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson=0):
+    """Drive ``_vi_run`` (or ``_vi_run_anderson`` with depth ``anderson``).
+
+    Returns a dict with the certified iterate (the output of the last sweep).
+    """
     indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
     if has_term:
         V[mdp.terminal] = 0.0
@@ -234,17 +304,42 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start):
     # without terminal states a periodic Jacobi sweep gives Gauss-Seidel the
     # two-sided span certificate (the one-sided one can need 100x more sweeps)
     check_every = GS_CHECK_EVERY if (gs and not has_term) else 0
+    if anderson:
+        from . import _anderson as AA
+
+        bj = _chunk_bounds(S, par, False)
+        cj = (np.empty(len(bj) - 1), np.empty(len(bj) - 1))
+        aa = {"g": V.copy(), "snap": np.empty(S), "fp": np.empty(S), "gp": np.empty(S),
+              "dF": np.zeros((anderson, S)), "dG": np.zeros((anderson, S)),
+              "H": np.zeros((anderson, anderson)), "state": np.zeros(3, dtype=np.int64),
+              "best": np.full(1, np.inf), "part": np.empty((len(bj) - 1, 2 * anderson)),
+              "coef": np.empty(anderson)}
+        # whole maps per kernel call, so that the history survives a callback
+        per_map = (3 if check_every else 2) if gs else 1
+
+        def run(n, done):
+            return AA._vi_run_anderson(
+                n, done, tol, c, clamp, par, gs, bool(check_every), bj, bounds, indptr,
+                indices, probs, R, mdp.gamma, V, aa["g"], aa["snap"], aa["fp"], aa["gp"],
+                aa["dF"], aa["dG"], aa["H"], aa["state"], aa["best"], aa["part"], aa["coef"],
+                reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cj[0], cj[1], cmin,
+                cmax, hist_b, hist_r, shift)
+    else:
+        per_map = 1
+
+        def run(n, done):
+            return K._vi_run(n, done, tol, c, clamp, par, gs, check_every, bounds, indptr,
+                             indices, probs, R, mdp.gamma, V, W, reg.lam, reg.bias,
+                             reg.has_bias, reg.sbias, term, has_term, cmin, cmax, hist_b, hist_r,
+                             shift)
     done = 0
     interrupted = False
-    batch = max_iter if callback is None else 1
+    batch = max_iter if callback is None else per_map
     t_prev = time.perf_counter() - t_start
     while done < max_iter:
         n = min(batch, max_iter - done)
         try:
-            k = K._vi_run(n, done, tol, c, clamp, par, gs, check_every, bounds, indptr, indices,
-                          probs, R,
-                          mdp.gamma, V, W, reg.lam, reg.bias, reg.has_bias, reg.sbias, term,
-                          has_term, cmin, cmax, hist_b, hist_r, shift)
+            k = run(n, done)
         except KeyboardInterrupt:  # pragma: no cover - only with a callback
             interrupted = True
             break
@@ -268,8 +363,10 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start):
             # aim at ~0.2 s per kernel call
             per = (t_now - hist_t[max(0, done - k - 1)] if done > k else t_now) / max(k, 1)
             batch = int(min(max(1, 0.2 / max(per, 1e-9)), 2 * batch + 1))
+            batch = max(per_map, batch - batch % per_map)
     return {
-        "V": V, "n_iter": done, "lo": float(shift[0]), "hi": float(shift[1]),
+        "V": aa["g"] if anderson else V, "n_iter": done, "lo": float(shift[0]),
+        "hi": float(shift[1]),
         "history": {"error_bound": hist_b[:done].copy(), "residual": hist_r[:done].copy(),
                     "time": hist_t[:done].copy()},
         "interrupted": interrupted,

@@ -10,10 +10,12 @@ evaluation and iteration), :mod:`fastsoft.reference.dra` (the DRA loop),
 
 from . import dra, pi, sampling
 from .core import (
+    anderson_value_iteration,
     bellman_backup,
     canonicalize_csr,
     expected_rewards,
     finite_horizon,
+    gauss_seidel_sweep,
     q_values,
     regularized_max,
     row_sums,
@@ -24,6 +26,8 @@ from .core import (
 
 __all__ = [
     "dra",
+    "anderson_value_iteration",
+    "gauss_seidel_sweep",
     "pi",
     "sampling",
     "bellman_backup",

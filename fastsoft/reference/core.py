@@ -166,8 +166,16 @@ def soft_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, tol=1e-
         if 0.5 * (hi - lo) <= tol:
             converged = True
             break
+    return _vi_result(mdp, V, lo, hi, n, converged, hist, temperature, kl_weight, prior, P)
+
+
+def _vi_result(mdp, V, lo, hi, n, converged, hist, temperature, kl_weight, prior, P):
+    """Midpoint of the certified interval around the last sweep ``V``, and the result dict."""
     V = V.copy()
-    V[nonterm] += 0.5 * (lo + hi)
+    if mdp.terminal is None:
+        V += 0.5 * (lo + hi)
+    else:
+        V[~mdp.terminal] += 0.5 * (lo + hi)
     _, Q, pi = bellman_backup(mdp, V, temperature, kl_weight, prior, P)
     return {
         "V": V, "Q": Q, "policy": pi, "n_iter": n, "error_bound": 0.5 * (hi - lo),
@@ -194,3 +202,127 @@ def finite_horizon(mdp, horizon, temperature=0.0, kl_weight=0.0, prior=None, VT=
     for t in range(horizon - 1, -1, -1):
         V[t], Q[t], pi[t] = bellman_backup(mdp, V[t + 1], temperature, kl_weight, prior, P)
     return V, Q, pi
+
+
+def gauss_seidel_sweep(mdp, V, temperature=0.0, kl_weight=0.0, prior=None, *, reverse=False,
+                       P=None):
+    """One in-place Gauss-Seidel sweep (a copy of ``V`` is updated and returned).
+
+    States are backed up one at a time in increasing (or, with ``reverse``,
+    decreasing) index order, each reading the values already updated. Returns
+    ``(V_new, min d, max d)`` with ``d = new - old`` over non-terminal states.
+    Reference of the serial Gauss-Seidel ``_sweep``.
+    """
+    P = transition_matrix(mdp) if P is None else P
+    S, A = mdp.n_states, mdp.n_actions
+    R = np.asarray(mdp.rewards, dtype=np.float64)
+    sums = np.asarray(P.sum(axis=1)).ravel()
+    sums = np.where(sums > 0, sums, 1.0)
+    term = np.zeros(S, bool) if mdp.terminal is None else mdp.terminal
+    prior_arr = None if prior is None else np.broadcast_to(np.asarray(prior, float), R.shape)
+    V = np.array(V, dtype=np.float64)
+    d = []
+    for s in (range(S - 1, -1, -1) if reverse else range(S)):
+        if term[s]:
+            V[s] = 0.0
+            continue
+        rows = P[s * A:(s + 1) * A]
+        with np.errstate(invalid="ignore"):
+            q = R[s] + mdp.gamma * (rows @ V) / sums[s * A:(s + 1) * A]
+        q[~np.isfinite(R[s])] = -np.inf
+        pr = None if prior_arr is None else prior_arr[s:s + 1]
+        new = regularized_max(q[None], temperature, kl_weight, pr)[0][0]
+        d.append(new - V[s])
+        V[s] = new
+    return V, (min(d) if d else np.inf), (max(d) if d else -np.inf)
+
+
+def anderson_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, order="jacobi",
+                             depth=2, tol=1e-8, max_iter=100_000, V0=None, ridge=1e-10):
+    """Anderson-accelerated value iteration (reference of ``fastsoft._anderson``).
+
+    The map ``G`` is one Jacobi backup (``order="jacobi"``) or a forward then a
+    backward Gauss-Seidel sweep, followed by a Jacobi backup when no state is
+    terminal (its span certificate is two-sided). After each map, with ``f =
+    G(x) - x``, the last ``depth`` differences ``dF``, ``dG`` of ``f`` and
+    ``g = G(x)`` give ``gamma = argmin |f - dF gamma|`` (normal equations with
+    a ridge of ``ridge * max diag``) and the next point ``x = g - dG gamma``.
+    The history restarts (next point ``g``) when a map ends with a certified
+    bound above 4 times the best one so far, or when the small system is
+    singular. Every sweep output is certified as in :func:`soft_value_iteration`;
+    the run stops at the first one within ``tol`` and returns it (midpoint).
+    Returns the same dict as :func:`soft_value_iteration`.
+    """
+    if mdp.gamma >= 1.0:
+        raise ValueError("gamma must be < 1 for discounted value iteration")
+    P = transition_matrix(mdp)
+    c = mdp.gamma / (1.0 - mdp.gamma)
+    nonterm = np.ones(mdp.n_states, bool) if mdp.terminal is None else ~mdp.terminal
+    has_term = not nonterm.all()
+    gs = order == "gauss-seidel"
+    steps = ["gs+", "gs-"] + ([] if has_term else ["jacobi"]) if gs else ["jacobi"]
+    x = np.zeros(mdp.n_states) if V0 is None else np.array(V0, dtype=np.float64)
+    x[~nonterm] = 0.0
+    Fh, Gh = [], []  # difference histories, oldest first
+    fp = gp = None
+    best = np.inf
+    hist = []
+    lo = hi = 0.0
+    g = x
+    n = 0
+    converged = False
+    while n < max_iter:
+        g = x.copy()
+        for step in steps:
+            if step == "jacobi":
+                TV, _, _ = bellman_backup(mdp, g, temperature, kl_weight, prior, P)
+                dd = (TV - g)[nonterm]
+                dmin, dmax = (dd.min(), dd.max()) if dd.size else (np.inf, -np.inf)
+                g = TV
+                one_sided = has_term
+            else:
+                g, dmin, dmax = gauss_seidel_sweep(mdp, g, temperature, kl_weight, prior,
+                                                   reverse=step == "gs-", P=P)
+                one_sided = True
+            if dmin > dmax:
+                dmin = dmax = 0.0
+            if one_sided:
+                dmin, dmax = min(dmin, 0.0), max(dmax, 0.0)
+            lo, hi = c * dmin, c * dmax
+            hist.append(0.5 * (hi - lo))
+            n += 1
+            if hist[-1] <= tol:
+                converged = True
+                break
+            if n >= max_iter:
+                break
+        if converged or n >= max_iter:
+            break
+        bound = hist[-1]
+        f = g - x
+        if bound > 4.0 * best:
+            Fh, Gh, fp, gp = [], [], None, None
+        best = min(best, bound)
+        if fp is None:
+            fp, gp = f, g
+            x = g
+            continue
+        Fh.append(f - fp)
+        Gh.append(g - gp)
+        Fh, Gh = Fh[-depth:], Gh[-depth:]
+        fp, gp = f, g
+        dF = np.stack(Fh, axis=1)
+        H = dF.T @ dF
+        dmx = np.max(np.diag(H))
+        coef = None
+        if dmx > 0:
+            try:
+                coef = np.linalg.solve(H + ridge * dmx * np.eye(len(Fh)), dF.T @ f)
+            except np.linalg.LinAlgError:
+                coef = None
+        if coef is None or not np.all(np.isfinite(coef)):
+            Fh, Gh, fp, gp = [], [], f, g
+            x = g
+            continue
+        x = g - np.stack(Gh, axis=1) @ coef
+    return _vi_result(mdp, g, lo, hi, n, converged, hist, temperature, kl_weight, prior, P)
