@@ -24,7 +24,7 @@ import numpy as np
 import fastsoft as fs
 from fastsoft import _kernels as K
 from fastsoft import reference as ref
-from fastsoft._common import kernel_arrays, make_regularizer
+from fastsoft._common import coded_arrays, kernel_arrays, make_regularizer
 from fastsoft.vi import _chunk_bounds, pessimistic_start
 
 
@@ -38,8 +38,9 @@ def median_time(fn, repeat):
     return statistics.median(ts)
 
 
-def sweep_fn(mdp, tau, V, order="jacobi"):
+def sweep_fn(mdp, tau, V, order="jacobi", coded=True):
     indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
+    cz = coded_arrays(mdp, None if coded else mdp.nnz + 1)
     reg = make_regularizer(mdp, tau, 0.0, None)
     gs = order == "gauss-seidel"
     bounds = _chunk_bounds(mdp.n_states, True, gs)
@@ -48,16 +49,16 @@ def sweep_fn(mdp, tau, V, order="jacobi"):
     W = np.empty_like(V)
 
     def run():
-        K._sweep(True, gs, False, bounds, indptr, indices, probs, R, mdp.gamma, V, W,
+        K._sweep(True, gs, False, bounds, indptr, indices, probs, cz, R, mdp.gamma, V, W,
                  reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cmin, cmax)
 
     return run
 
 
-def sweep_bytes(mdp):
+def sweep_bytes(mdp, coded=False):
     S = mdp.n_states
-    return (mdp.indptr.nbytes + mdp.indices.nbytes + mdp.probs.nbytes + mdp.rewards.nbytes
-            + 2 * S * 8)
+    entries = coded_arrays(mdp)[0].nbytes if coded else mdp.indices.nbytes + mdp.probs.nbytes
+    return mdp.indptr.nbytes + entries + mdp.rewards.nbytes + 2 * S * 8
 
 
 def numpy_sum_bandwidth(repeat):
@@ -93,14 +94,17 @@ def main(argv=None):
         P = ref.transition_matrix(mdp)
         t_ref = median_time(lambda mdp=mdp, V=V, P=P: ref.bellman_backup(mdp, V, tau, P=P),
                             max(3, args.repeat // 2))
+        storages = [True, False] if coded_arrays(mdp)[0].size else [False]
         for order in ("jacobi", "gauss-seidel"):
-            t_k = median_time(sweep_fn(mdp, tau, V.copy(), order), args.repeat)
-            print(f"{name:34s} {'soft sweep [' + order + ']':28s} {t_k * 1e3:8.1f}ms "
-                  f"{t_ref * 1e3:8.1f}ms {t_ref / t_k:6.1f}x")
-            if order == "jacobi":
-                gbs = sweep_bytes(mdp) / t_k
-                print(f"{'':34s} {'  traffic':28s} {gbs / 1e9:7.1f}GB/s "
-                      f"({100 * gbs / bw:.0f}% of NumPy sum)")
+            for coded in storages:
+                t_k = median_time(sweep_fn(mdp, tau, V.copy(), order, coded), args.repeat)
+                what = f"soft sweep [{order}{', coded' if coded else ''}]"
+                print(f"{name:34s} {what:28s} {t_k * 1e3:8.1f}ms "
+                      f"{t_ref * 1e3:8.1f}ms {t_ref / t_k:6.1f}x")
+                if order == "jacobi":
+                    gbs = sweep_bytes(mdp, coded) / t_k
+                    print(f"{'':34s} {'  traffic':28s} {gbs / 1e9:7.1f}GB/s "
+                          f"({100 * gbs / bw:.0f}% of NumPy sum)")
         is_grid = name.startswith("gridworld")
         if is_grid and not args.full_grid and not args.small:
             continue  # thousands of sweeps: see benchmarks/time_to_solution.py

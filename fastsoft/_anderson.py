@@ -160,7 +160,7 @@ def _aa_update(x, g, fp, gp, dF, dG, H, state, chunks, part, coef, restart):
 
 @jit
 def _vi_run_anderson(
-    n_sweeps, it0, tol, c, clamp, parallel, gs, two_sided, bj, bg, indptr, indices, probs, R,
+    n_sweeps, it0, tol, c, clamp, parallel, gs, two_sided, bj, bg, indptr, indices, probs, cz, R,
     gamma, x, g, snap, fp, gp, dF, dG, H, state, best, part, coef, lam, bias, has_bias, sbias, term,
     has_term, cjmin, cjmax, cgmin, cgmax, hist_bound, hist_resid, shift,
 ):
@@ -186,19 +186,19 @@ def _vi_run_anderson(
         for k in range(n_map):
             it = it0 + done
             if not gs:
-                dmin, dmax = _sweep(parallel, False, False, bj, indptr, indices, probs, R, gamma,
-                                    x, g, lam, bias, has_bias, sbias, term, has_term, cjmin,
-                                    cjmax)
+                dmin, dmax = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
+                                    gamma, x, g, lam, bias, has_bias, sbias, term, has_term,
+                                    cjmin, cjmax)
                 lo, hi = _certificate(dmin, dmax, c, clamp)
             elif k < 2:
-                dmin, dmax = _sweep(parallel, True, k == 1, bg, indptr, indices, probs, R, gamma,
-                                    snap, g, lam, bias, has_bias, sbias, term, has_term, cgmin,
-                                    cgmax)
+                dmin, dmax = _sweep(parallel, True, k == 1, bg, indptr, indices, probs, cz, R,
+                                    gamma, snap, g, lam, bias, has_bias, sbias, term, has_term,
+                                    cgmin, cgmax)
                 lo, hi = _certificate(dmin, dmax, c, True)
             else:
-                dmin, dmax = _sweep(parallel, False, False, bj, indptr, indices, probs, R, gamma,
-                                    g, snap, lam, bias, has_bias, sbias, term, has_term, cjmin,
-                                    cjmax)
+                dmin, dmax = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
+                                    gamma, g, snap, lam, bias, has_bias, sbias, term, has_term,
+                                    cjmin, cjmax)
                 _pcopy(snap, g)
                 lo, hi = _certificate(dmin, dmax, c, clamp)
             shift[0] = lo

@@ -70,6 +70,47 @@ def kernel_arrays(mdp: TabularMDP):
     return c["kernel"]
 
 
+#: Value-iteration sweeps read dictionary-coded transitions (one byte per entry
+#: instead of a 4-byte index and an 8-byte probability) for MDPs with at least
+#: this many entries whose ``(successor - state, probability)`` pairs take at
+#: most 256 distinct values and whose rows are shorter than 16 entries:
+#: gridworlds, mazes, chains, most structured models.
+CODED_MIN_NNZ = 100_000
+_NO_CODES = (np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+def coded_arrays(mdp: TabularMDP, min_nnz: int | None = None):
+    """``(codes uint8 (nnz,), offsets int64 (K,), probs float64 (K,))`` or empty arrays.
+
+    Lossless: entry ``k`` of row ``(s, a)`` is successor ``s + offsets[codes[k]]``
+    with probability ``probs[codes[k]]`` (the stored value, exactly). Empty
+    arrays (length 0) mean the plain CSR is used: fewer than ``min_nnz``
+    (default :data:`CODED_MIN_NNZ`) entries, more than 256 distinct pairs, or
+    a row of 16 entries or more. Cached on the MDP.
+    """
+    if min_nnz is None:
+        min_nnz = CODED_MIN_NNZ
+    if mdp.nnz < min_nnz:
+        return _NO_CODES
+    c = mdp._cache
+    if "coded" not in c:
+        from . import _csr
+
+        pbits = np.ascontiguousarray(mdp.probs, dtype=np.float64).view(np.int64)
+        codes = np.empty(mdp.nnz, dtype=np.uint8)
+        otab = np.empty(256, dtype=np.int64)
+        pbtab = np.empty(256, dtype=np.int64)
+        n = _csr._build_codes(mdp.indptr, mdp.indices, pbits, mdp.n_actions, 256, 15, codes,
+                              otab, pbtab)
+        if n < 0:
+            c["coded"] = _NO_CODES
+        else:
+            for a in (codes, otab, pbtab):
+                a.flags.writeable = False
+            c["coded"] = (codes, otab[:n].copy(), pbtab[:n].copy().view(np.float64))
+    return c["coded"]
+
+
 def n_feasible(mdp: TabularMDP) -> np.ndarray:
     c = mdp._cache
     if "n_feasible" not in c:

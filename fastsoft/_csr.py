@@ -136,3 +136,49 @@ def canonicalize_csr(indptr, indices, probs):
     out_p = np.empty(new_indptr[-1], dtype=probs.dtype)
     _canonical_fill(indptr, idx, p, new_indptr, out_idx, out_p)
     return new_indptr, out_idx, out_p
+
+
+#: Slots of the hash table :func:`_build_codes` uses (a power of two, >= 4x the codes).
+_CODE_SLOTS = 4096
+
+
+@jit
+def _build_codes(indptr, indices, pbits, n_actions, max_codes, max_row, codes, otab, pbtab):
+    """Dictionary-code the CSR entries by the pair ``(successor - state, probability bits)``.
+
+    Writes ``codes[k]`` for every entry and the distinct pairs into ``otab``
+    (offsets) and ``pbtab`` (probability bits); returns their number, or -1 as
+    soon as there are more than ``max_codes`` of them or a row has more than
+    ``max_row`` entries. Codes are numbered in order of first appearance.
+    """
+    slot = np.full(_CODE_SLOTS, -1, dtype=np.int64)
+    mask = np.uint64(_CODE_SLOTS - 1)
+    n = 0
+    for row in range(indptr.shape[0] - 1):
+        lo = indptr[row]
+        hi = indptr[row + 1]
+        if hi - lo > max_row:
+            return -1
+        s = row // n_actions
+        for k in range(lo, hi):
+            off = np.int64(indices[k]) - s
+            pb = pbits[k]
+            h = (np.uint64(off) * np.uint64(0x9E3779B97F4A7C15)) ^ (
+                np.uint64(pb) * np.uint64(0xBF58476D1CE4E5B9))
+            i = np.int64((h >> np.uint64(40)) & mask)
+            while True:
+                c = slot[i]
+                if c < 0:
+                    if n == max_codes:
+                        return -1
+                    slot[i] = n
+                    otab[n] = off
+                    pbtab[n] = pb
+                    codes[k] = n
+                    n += 1
+                    break
+                if otab[c] == off and pbtab[c] == pb:
+                    codes[k] = c
+                    break
+                i = (i + 1) & (_CODE_SLOTS - 1)
+    return n

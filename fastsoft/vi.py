@@ -16,6 +16,7 @@ from ._common import (
     check_mdp,
     check_real,
     check_vector,
+    coded_arrays,
     kernel_arrays,
     make_regularizer,
 )
@@ -288,6 +289,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
     Returns a dict with the certified iterate (the output of the last sweep).
     """
     indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
+    cz = coded_arrays(mdp)
     if has_term:
         V[mdp.terminal] = 0.0
     S = mdp.n_states
@@ -320,7 +322,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
         def run(n, done):
             return AA._vi_run_anderson(
                 n, done, tol, c, clamp, par, gs, bool(check_every), bj, bounds, indptr,
-                indices, probs, R, mdp.gamma, V, aa["g"], aa["snap"], aa["fp"], aa["gp"],
+                indices, probs, cz, R, mdp.gamma, V, aa["g"], aa["snap"], aa["fp"], aa["gp"],
                 aa["dF"], aa["dG"], aa["H"], aa["state"], aa["best"], aa["part"], aa["coef"],
                 reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cj[0], cj[1], cmin,
                 cmax, hist_b, hist_r, shift)
@@ -329,7 +331,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
 
         def run(n, done):
             return K._vi_run(n, done, tol, c, clamp, par, gs, check_every, bounds, indptr,
-                             indices, probs, R, mdp.gamma, V, W, reg.lam, reg.bias,
+                             indices, probs, cz, R, mdp.gamma, V, W, reg.lam, reg.bias,
                              reg.has_bias, reg.sbias, term, has_term, cmin, cmax, hist_b, hist_r,
                              shift)
     done = 0
