@@ -25,13 +25,21 @@ Order of random draws (the contract shared with :mod:`fastsoft.reference.dra`):
 
 A learning step draws: policy at ``s`` + action, transition, then (expected
 SARSA, non-terminal ``s'``) a fresh policy draw at ``s'`` with no action.
+
+Speed (a step costs tens of nanoseconds, see ``benchmarks/dra_speed.py``): the
+exponentials are :func:`fastsoft.dra._exp.exp` (libm's algorithm, inline: the same
+values); the per-decision helpers are inlined or have a single exit, so that Numba's
+reference-count pruning leaves no atomic incref/decref in the step loops (check
+``NRT_incref`` in ``inspect_llvm()`` after changing them); the action is sampled
+without a data-dependent branch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit, pjit, prange
+from .._jit import ijit, jit, pjit, prange
+from ._exp import exp
 
 # option codes (see fastsoft.dra._core)
 PSI_ADVANTAGE, PSI_Q, PSI_RETURN = 0, 1, 2
@@ -45,53 +53,65 @@ STAKES_EPS = 1e-6
 
 @jit
 def _initial_state(init_states, init_cum, rng):
+    # a single exit: see _draw_successor
     n = init_states.shape[0]
-    if n == 1:
-        return init_states[0]
-    u = rng.random()
-    for k in range(n):
-        if u < init_cum[k]:
-            return init_states[k]
-    return init_states[n - 1]
+    k = 0
+    if n > 1:  # else no draw
+        u = rng.random()
+        while k < n - 1 and not u < init_cum[k]:
+            k += 1
+    return init_states[k]
 
 
 @jit
-def _next_state(indptr, indices, probs, det, row, rng):
-    d = det[row]
-    if d >= 0:  # a single successor: no draw
-        return d
+def _draw_successor(indptr, indices, probs, row, rng):
+    """The successor of CSR row ``row``: the first ``k`` with ``u < probs[lo] + ... + probs[k]``,
+    else the last one.
+
+    Written so that every array's last use ends the block it is in (no ``return`` inside
+    the loop): Numba's reference-count pruning then removes the increfs/decrefs (atomic
+    operations) of the array arguments, which would otherwise cost more than the draw."""
     lo = indptr[row]
     hi = indptr[row + 1]
     u = rng.random()
-    c = 0.0
-    for k in range(lo, hi):
+    k = lo
+    c = probs[lo]
+    while k < hi - 1 and not u < c:
+        k += 1
         c += probs[k]
-        if u < c:
-            return indices[k]
-    return indices[hi - 1]
+    return indices[k]
 
 
-@jit
+@ijit
 def _policy(qbar, sigma, feasible, s, beta, rng, zeta, p):
     """Draw ``zeta ~ N(0, I_A)``; ``p = exp(x - max x)`` with ``x = beta (qbar[s] + sigma[s]
-    zeta)`` over the feasible actions (0 elsewhere), unnormalised; returns the total."""
+    zeta)`` over the feasible actions (0 elsewhere), unnormalised; returns the total.
+
+    Inlined into its callers (a call costs about as much as the softmax). Written so that
+    Numba's reference-count pruning removes the increfs/decrefs (atomic operations) of the
+    inlined copies of the array arguments: ``feasible`` is last read in the first loop
+    (``x = -inf`` marks an infeasible action, ``exp(-inf) = 0``; every state has a feasible
+    action, so ``m`` is finite) and the second loop, the last use of ``p``, has a single
+    exit (``A >= 1``, no zero-trip guard that LLVM would split the decref over)."""
     A = p.shape[0]
     m = -np.inf
     for b in range(A):
         z = rng.standard_normal()
         zeta[b] = z
+        x = -np.inf
         if feasible[s, b]:
             x = beta * (qbar[s, b] + sigma[s, b] * z)
-            p[b] = x
             m = max(m, x)
+        p[b] = x
     tot = 0.0
-    for b in range(A):
-        if feasible[s, b]:
-            e = np.exp(p[b] - m)
-            p[b] = e
-            tot += e
-        else:
-            p[b] = 0.0
+    b = 0
+    while True:
+        e = exp(p[b] - m)
+        p[b] = e
+        tot += e
+        b += 1
+        if b == A:
+            break
     return tot
 
 
@@ -103,17 +123,21 @@ def _normalize(p, tot):
 
 @jit
 def _sample_action(p, u):
-    """First ``b`` with ``u < p_0 + ... + p_b``, else the last ``b`` with ``p_b > 0``."""
+    """First ``b`` with ``u < p_0 + ... + p_b``, else the last ``b`` with ``p_b > 0``.
+
+    Without a data-dependent branch (an early exit mispredicts about once a decision): the
+    partial sums are nondecreasing, so that first ``b`` is the number ``k`` of partial sums
+    ``<= u`` (and ``p_k > 0``); ``k = A`` when rounding leaves ``u`` above the total."""
+    A = p.shape[0]
     c = 0.0
+    k = 0
     last = 0
-    for b in range(p.shape[0]):
+    for b in range(A):
         pb = p[b]
-        if pb > 0.0:
-            c += pb
-            last = b
-            if u < c:
-                return b
-    return last
+        c += pb
+        k += np.int64(c <= u)
+        last = b if pb > 0.0 else last
+    return k if k < A else last
 
 
 @jit
@@ -143,7 +167,10 @@ def _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rn
     while t < max_steps and not terminal[s]:
         tot = _policy(qbar, sigma, feasible, s, beta, rng, zeta, p)
         a = _sample_action(p, rng.random() * tot)
-        s2 = _next_state(indptr, indices, probs, det, s * A + a, rng)
+        row = s * A + a
+        s2 = det[row]  # the single successor, else -1: draw one
+        if s2 < 0:
+            s2 = _draw_successor(indptr, indices, probs, row, rng)
         r = rewards[s, a]
         counts[s] += 1.0
         ret += r
@@ -151,11 +178,11 @@ def _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rn
         if terminal[s2]:
             target = r
         elif update == UPDATE_EXPECTED_SARSA:
-            _normalize(p2, _policy(qbar, sigma, feasible, s2, beta, rng, zeta, p2))
+            tot2 = _policy(qbar, sigma, feasible, s2, beta, rng, zeta, p2)
             v = 0.0
             for b in range(A):
                 if feasible[s2, b]:
-                    v += p2[b] * qbar[s2, b]
+                    v += p2[b] / tot2 * qbar[s2, b]  # p2 normalised on the fly
             target = r + gamma * v
         else:
             v = -np.inf
@@ -202,7 +229,9 @@ def _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, n
         while t < max_steps and not terminal[s]:
             tot = _policy(qbar, sigma, feasible, s, beta, rng, zeta, p)
             a = _sample_action(p, rng.random() * tot)
-            _normalize(p, tot)
+            if entropy_bonus:
+                _normalize(p, tot)
+                tot = 1.0  # p[b] / tot below: the normalised p[b] in either case
             if psi == PSI_ADVANTAGE:
                 w = qbar[s, a] - qmean[s]
             elif psi == PSI_Q:
@@ -216,7 +245,7 @@ def _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, n
             for b in range(A):
                 if feasible[s, b]:
                     ind = 1.0 if b == a else 0.0
-                    sc = beta * zeta[b] * (ind - p[b])
+                    sc = beta * zeta[b] * (ind - p[b] / tot)
                     if psi == PSI_RETURN:
                         eg[s, b] += sc
                     else:
@@ -228,7 +257,10 @@ def _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, n
                         hg[s, b] -= beta * zeta[b] * p[b] * (np.log(p[b]) + h)
             visits[s] += 1.0
             ret += rewards[s, a]
-            s = _next_state(indptr, indices, probs, det, s * A + a, rng)
+            row = s * A + a
+            s = det[row]  # the single successor, else -1: draw one
+            if s < 0:
+                s = _draw_successor(indptr, indices, probs, row, rng)
             t += 1
         steps += t
         if per_traj:
@@ -383,7 +415,10 @@ def _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus, max_
                 hs += _entropy(p)
             tot_c += kls[s]
             tot_r += rewards[s, a]
-            s = _next_state(indptr, indices, probs, det, s * A + a, rng)
+            row = s * A + a
+            s = det[row]  # the single successor, else -1: draw one
+            if s < 0:
+                s = _draw_successor(indptr, indices, probs, row, rng)
             t += 1
         if t > 0:
             tot_h += hs / t
