@@ -472,23 +472,85 @@ def test_result_types(mdps):
 
 
 # ------------------------------------------------------------------ random stream
+_M64 = (1 << 64) - 1
+
+
+def _unmix64(z):
+    """Inverse of the SplitMix64 finalizer (``fastsoft.reference.sampling._mix64``)."""
+    z ^= (z >> 31) ^ (z >> 62)
+    z = (z * pow(ref._MIX2, -1, 1 << 64)) & _M64
+    z ^= (z >> 27) ^ (z >> 54)
+    z = (z * pow(ref._MIX1, -1, 1 << 64)) & _M64
+    z ^= (z >> 30) ^ (z >> 60)
+    return z
+
+
+def _key_for_draw(z, counter):
+    """A stream key whose episode 0 has the 64-bit word ``z`` as draw ``counter``."""
+    base = (_unmix64(z) - (counter + 1) * ref._GOLDEN) & _M64
+    key = _unmix64(base)  # episode 0: base = mix64(key ^ 0)
+    assert ref.splitmix64(key, 0, counter) == z
+    return key
+
+
 def test_counter_based_stream_matches_reference_and_is_uniform():
     from scipy import stats
 
-    from fastsoft.sampling import _episode_base, _key, _uniform
+    from fastsoft.sampling import _draw, _episode_base, _key, _uniform, _uniform_pair
 
     key = _key(123)
     assert int(key) == ref.stream_key(123)
-    for ep, k in [(0, 0), (1, 0), (0, 1), (12345, 678), (2**40, 3)]:
+    for ep, k in [(0, 0), (1, 0), (0, 1), (12345, 678), (2**40, 3), (7, 2**31)]:
         base = np.uint64(_episode_base(key, ep))
-        assert _uniform(base, k) == ref.splitmix_uniform(int(key), ep, k)
-    u = np.array([ref.splitmix_uniform(int(key), ep, k) for ep in range(200) for k in range(100)])
-    assert np.all((u >= 0) & (u < 1))
-    assert stats.kstest(u, "uniform").pvalue > 1e-4
-    # neighbouring episodes and neighbouring draws are not correlated
-    a = u.reshape(200, 100)
-    assert abs(np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1]) < 0.03
-    assert abs(np.corrcoef(a[:, :-1].ravel(), a[:, 1:].ravel())[0, 1]) < 0.03
+        z = ref.splitmix64(int(key), ep, k)
+        assert int(_draw(base, k)) == z
+        assert _uniform(base, k) == ref.splitmix_uniform(int(key), ep, k) == (z >> 11) / 2.0**53
+        hi, lo = _uniform_pair(base, k)
+        assert (hi, lo) == ref.splitmix_uniform_pair(int(key), ep, k)
+        assert (hi, lo) == ((z >> 32) / 2.0**32, (z & 0xFFFFFFFF) / 2.0**32)
+    pairs = np.array([ref.splitmix_uniform_pair(int(key), ep, k)
+                      for ep in range(200) for k in range(1, 101)])
+    u53 = np.array([ref.splitmix_uniform(int(key), ep, 0) for ep in range(2000)])
+    for u in (pairs[:, 0], pairs[:, 1], u53):
+        assert np.all((u >= 0) & (u < 1))
+        assert stats.kstest(u, "uniform").pvalue > 1e-4
+    # the two halves of a draw, neighbouring episodes and neighbouring draws are not correlated
+    assert abs(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]) < 0.03
+    for h in (0, 1):
+        a = pairs[:, h].reshape(200, 100)
+        assert abs(np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1]) < 0.03
+        assert abs(np.corrcoef(a[:, :-1].ravel(), a[:, 1:].ravel())[0, 1]) < 0.03
+
+
+@pytest.mark.parametrize("t,z,first_action,first_successor", [
+    (0, _M64, False, False),                 # first step, both uniforms 1 - 2**-32
+    (0, 0, True, True),                      # both uniforms exactly 0
+    (4, 0xFFFFFFFF_00000000, False, True),   # last step; high half -> action
+    (4, 0x00000000_FFFFFFFF, True, False),   # low half -> successor
+])
+def test_step_draw_edge_values_match_reference(monkeypatch, t, z, first_action,
+                                               first_successor):
+    """Draw ``t + 1`` forced to ``z``: extreme uniforms select the extreme positive entries."""
+    import fastsoft.sampling as sampling
+
+    S, A, H = 3, 4, 5
+    P = np.zeros((S, A, S))
+    P[:, :, 0], P[:, :, 2] = 0.3, 0.7  # successor 1 has probability 0 (not stored)
+    mdp = fs.TabularMDP.from_dense(P, np.arange(S * A, dtype=float).reshape(S, A), 0.9)
+    # zero-probability first and last actions; the row sums to 1 - 1e-9 < 1 - 2**-32
+    pi = np.tile([0.0, 0.3, 0.7 - 1e-9, 0.0], (S, 1))
+    key = _key_for_draw(z, t + 1)
+    monkeypatch.setattr(sampling, "_key", lambda seed: np.uint64(key))
+    tr = sample_trajectories(mdp, pi, n_episodes=3, horizon=H, seed=0, initial=0)
+    s, a, r, n = ref.sample_trajectories(mdp, pi, 3, H, None, np.eye(S)[0], key=key)
+    np.testing.assert_array_equal(tr.states, s)
+    np.testing.assert_array_equal(tr.actions, a)
+    np.testing.assert_array_equal(tr.rewards, r)
+    np.testing.assert_array_equal(tr.lengths, n)
+    assert tr.actions[0, t] == (1 if first_action else 2)
+    assert tr.states[0, t + 1] == (0 if first_successor else 2)
+    mc = monte_carlo_evaluation(mdp, pi, n_episodes=3, horizon=H, seed=0, initial=0)
+    np.testing.assert_allclose(mc.returns, tr.discounted_returns(mdp.gamma), rtol=1e-12)
 
 
 def test_row_cumsum_matches_reference(mdps):

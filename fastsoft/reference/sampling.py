@@ -16,7 +16,9 @@ import numpy as np
 from scipy.special import logsumexp, xlog1py, xlogy
 
 __all__ = [
+    "splitmix64",
     "splitmix_uniform",
+    "splitmix_uniform_pair",
     "stream_key",
     "row_cumsum",
     "sample_trajectories",
@@ -49,14 +51,33 @@ def stream_key(seed) -> int:
     return int(np.random.default_rng(seed).integers(0, 2**64, dtype=np.uint64))
 
 
-def splitmix_uniform(key: int, episode: int, counter: int) -> float:
-    """Draw ``counter`` of episode ``episode``'s stream, a double in ``[0, 1)``.
+def splitmix64(key: int, episode: int, counter: int) -> int:
+    """Draw ``counter`` of episode ``episode``'s stream: a 64-bit integer.
 
-    Mirrors ``fastsoft.sampling._uniform(_episode_base(key, episode), counter)``.
+    Mirrors ``fastsoft.sampling._draw(_episode_base(key, episode), counter)``.
     """
     base = _mix64(key ^ ((episode * _EPISODE) & _MASK))
-    z = _mix64((base + (counter + 1) * _GOLDEN) & _MASK)
-    return (z >> 11) * (1.0 / 9007199254740992.0)
+    return _mix64((base + (counter + 1) * _GOLDEN) & _MASK)
+
+
+def splitmix_uniform(key: int, episode: int, counter: int) -> float:
+    """Draw ``counter`` of episode ``episode``'s stream, a double in ``[0, 1)`` (53 bits).
+
+    Mirrors ``fastsoft.sampling._uniform(_episode_base(key, episode), counter)``
+    (the start state: draw 0).
+    """
+    return (splitmix64(key, episode, counter) >> 11) * (1.0 / 9007199254740992.0)
+
+
+def splitmix_uniform_pair(key: int, episode: int, counter: int) -> tuple[float, float]:
+    """Draw ``counter`` split into two doubles in ``[0, 1)``: (high 32 bits, low 32 bits) / 2**32.
+
+    Mirrors ``fastsoft.sampling._uniform_pair(_episode_base(key, episode), counter)``:
+    step ``t`` of an episode uses draw ``t + 1``, the first double for the
+    action and the second for the successor.
+    """
+    z = splitmix64(key, episode, counter)
+    return (z >> 32) * (1.0 / 4294967296.0), (z & 0xFFFFFFFF) * (1.0 / 4294967296.0)
 
 
 def row_cumsum(indptr, probs) -> np.ndarray:
@@ -88,16 +109,20 @@ def _term(mdp):
     return np.zeros(mdp.n_states, bool) if mdp.terminal is None else np.asarray(mdp.terminal)
 
 
-def sample_trajectories(mdp, policy, n_episodes, horizon, seed, initial):
+def sample_trajectories(mdp, policy, n_episodes, horizon, seed, initial, *, key=None):
     """Reference of :func:`fastsoft.sample_trajectories` (same stream, same output).
 
     ``policy`` is float ``(S, A)`` or ``(T, S, A)``; ``initial`` a distribution ``(S,)``.
+    ``key`` (optional) replaces the stream key ``stream_key(seed)``.
+    Episode ``i`` draws its start state from draw 0 of its stream
+    (:func:`splitmix_uniform`) and the action and successor of step ``t`` from
+    the two halves of draw ``t + 1`` (:func:`splitmix_uniform_pair`).
     Returns ``(states, actions, rewards, lengths)``.
     """
     pol = np.asarray(policy, dtype=np.float64)
     if pol.ndim == 2:
         pol = pol[None]
-    key = stream_key(seed)
+    key = stream_key(seed) if key is None else int(key)
     A = mdp.n_actions
     term = _term(mdp)
     cum = row_cumsum(mdp.indptr, mdp.probs)
@@ -114,9 +139,10 @@ def sample_trajectories(mdp, policy, n_episodes, horizon, seed, initial):
         length = horizon
         for t in range(horizon):
             pi = pol[min(t, len(pol) - 1), s]
-            a = _first_above(_sampling_cumsum(pi), splitmix_uniform(key, i, 2 * t + 1))
+            u_act, u_next = splitmix_uniform_pair(key, i, t + 1)
+            a = _first_above(_sampling_cumsum(pi), u_act)
             lo, hi = mdp.indptr[s * A + a], mdp.indptr[s * A + a + 1]
-            k = lo + _first_above(cum[lo:hi], splitmix_uniform(key, i, 2 * t + 2))
+            k = lo + _first_above(cum[lo:hi], u_next)
             actions[i, t] = a
             rewards[i, t] = mdp.rewards[s, a]
             s = int(mdp.indices[k])
