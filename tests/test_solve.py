@@ -44,6 +44,13 @@ def test_auto_rule():
     assert choose_method(fs.gridworld(200, 200, gamma=0.999)) == "vi-gs"
     r = solve(fs.gridworld(10, 10, gamma=0.999), tol=1e-6, method="pi")
     assert r.method.startswith("policy_iteration") and r.converged
+    dense = fs.random_mdp(300, 4, 300, gamma=0.99, seed=1)
+    assert choose_method(dense) == "pi-iterative"
+    assert choose_method(dense, 0.1) == "vi"  # soft policies read every action's rows
+    r = solve(dense, tol=1e-8)
+    assert r.method == "policy_iteration[iterative]" and r.extra["order"] == "jacobi"
+    exact = fs.value_iteration(dense, tol=1e-11)
+    assert r.converged and np.max(np.abs(r.V - exact.V)) <= 1e-8 + 1e-11
 
 
 def test_warm_start_with_new_rewards():
