@@ -35,17 +35,19 @@ def _row_mean(lo, hi, indices, probs, V):
     rows measured 2x slower on sparse sweeps.
     """
     if hi - lo >= 16:
-        return _row_mean_long(lo, hi, indices, probs, V)
-    ev = 0.0
-    ps = 0.0
-    for k in range(lo, hi):
-        p = probs[k]
-        ev += p * V[indices[k]]
-        ps += p
-    return ev / max(ps, 1e-300)
+        out = _row_mean_long(lo, hi, indices, probs, V)
+    else:
+        ev = 0.0
+        ps = 0.0
+        for k in range(lo, hi):
+            p = probs[k]
+            ev += p * V[indices[k]]
+            ps += p
+        out = ev / max(ps, 1e-300)
+    return out
 
 
-@jit
+@ijit
 def _row_mean_long(lo, hi, indices, probs, V):
     """:func:`_row_mean` for long rows: four independent accumulators.
 

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ._csr import _sort_row
-from ._jit import jit, pjit, prange
+from ._jit import ijit, jit, pjit, prange
 from ._kernels import _row_mean
 
 NEG_INF = -np.inf
@@ -48,7 +48,7 @@ def _policy_reward(R, pi, lam, bias, has_bias, sbias, term, has_term, r):
         r[s] = acc - lam * ent + sbias[s]
 
 
-@jit
+@ijit
 def _policy_backup(s, A, indptr, indices, probs, pi, r, gamma, V):
     """``r[s] + gamma sum_a pi(a|s) sum_s' P(s'|s,a) V[s']``.
 

@@ -255,6 +255,7 @@ class _Evaluator:
         n_ex = 0
         hist: list[float] = []
         small = V.shape[0] < 2_000  # tiny problems: no Python round trips
+        undo = None  # (V before the last extrapolation, its pair change): the safeguard
         while done < _DEFAULT_EVAL_SWEEPS:
             if small:
                 k = PK._policy_run(_DEFAULT_EVAL_SWEEPS, self.sweeps_done + done, tol, self.c,
@@ -269,14 +270,24 @@ class _Evaluator:
                 break
             D = V - old
             hist.append(float(np.abs(D).max()))
-            if len(hist) >= 3 and hist[-2] > 0 and hist[-3] > 0:
+            if undo is not None and len(hist) == 1:
+                if not hist[0] < undo[1]:
+                    # the extrapolation made the changes grow (the error was not one
+                    # geometric mode, e.g. Jacobi's oscillating modes): undo it, and
+                    # no more extrapolation in this evaluation
+                    V[:] = undo[0]
+                    n_ex = -n_ex if n_ex > 0 else n_ex
+                    hist = []
+                undo = None
+            if n_ex >= 0 and len(hist) >= 3 and hist[-2] > 0 and hist[-3] > 0:
                 r1 = hist[-1] / hist[-2]
                 r0 = hist[-2] / hist[-3]
                 if abs(r1 - r0) < 0.02 * r1 and r1 < 0.9999:
+                    undo = (V.copy(), hist[-1])
                     V += D * (r1 / (1.0 - r1))
                     n_ex += 1
                     hist = []
-        return done, n_ex
+        return done, abs(n_ex)
 
 
 def _auto_evaluation(mdp: TabularMDP) -> str:
