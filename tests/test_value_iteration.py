@@ -376,3 +376,18 @@ def test_progress_argument_runs_and_matches(capsys):
     shown = fs.soft_value_iteration(mdp, 0.2, tol=1e-8, progress=True)
     np.testing.assert_allclose(shown.V, quiet.V, atol=2e-8)
     assert shown.converged and not shown.interrupted
+
+
+def test_gauss_seidel_follows_the_greedy_flow():
+    # hard sweeps go against the direction the greedy actions move in: a goal in
+    # the last cell and its mirror image in the first take the same number of
+    # sweeps, far fewer than the accelerated sweeps that keep alternating
+    a = fs.value_iteration(fs.gridworld(120, 120, slip=0.1), tol=1e-6, order="gauss-seidel")
+    b = fs.value_iteration(fs.gridworld(120, 120, slip=0.1, goals=[(0, 0)], start=None),
+                           tol=1e-6, order="gauss-seidel")
+    alt = fs.soft_value_iteration(fs.gridworld(120, 120, slip=0.1), 0.0, tol=1e-6,
+                                  order="gauss-seidel", acceleration="anderson")
+    assert a.converged and b.converged
+    assert abs(a.n_iter - b.n_iter) <= 2
+    assert a.n_iter < 0.75 * alt.n_iter
+    np.testing.assert_allclose(a.V, alt.V, atol=a.error_bound + alt.error_bound)
