@@ -50,7 +50,7 @@ def sweep_fn(mdp, tau, V, order="jacobi", coded=True):
 
     def run():
         K._sweep(True, gs, False, bounds, indptr, indices, probs, cz, R, mdp.gamma, V, W,
-                 reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cmin, cmax)
+                 reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cmin, cmax, False)
 
     return run
 

@@ -28,6 +28,10 @@ NEG_INF = -np.inf
 #: of P(successor index > s) - P(successor index < s) exceeds this in magnitude.
 FLOW_MIN = 0.4
 
+#: ... measured on every this many sweeps (it costs a second pass over each
+#: state's greedy row).
+FLOW_EVERY = 4
+
 
 @ijit
 def _row_mean(lo, hi, indices, probs, V):
@@ -249,7 +253,7 @@ def _sweep_block_tiled(
 @jit
 def _sweep_block(
     lo, hi, reverse, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-    term, has_term, Vsnap, split, tiled,
+    term, has_term, Vsnap, split, tiled, want_flow,
 ):
     """Back up states ``lo..hi-1`` reading ``Vin``, writing ``Vout``.
 
@@ -258,8 +262,8 @@ def _sweep_block(
     read from the snapshot ``Vsnap`` instead (block Gauss-Seidel: blocks are
     then independent, so they can run in parallel with a result that does not
     depend on the thread count). Returns ``(min d, max d)`` over
-    non-terminal states, ``d = new - old``, and ``(flow, n_clear)``: for
-    Gauss-Seidel sweeps (not ``tiled``) the number of states whose actions are
+    non-terminal states, ``d = new - old``, and ``(flow, n_clear)``: with
+    ``want_flow`` the number of states whose actions are
     not all tied and the sum over them of the probability that the greedy
     action moves to a higher minus to a lower state index (0 otherwise). With
     ``tiled`` (Jacobi only: ``Vin`` and ``Vout`` distinct) soft backups go to
@@ -330,7 +334,7 @@ def _sweep_block(
             dmin = d
         if d > dmax:
             dmax = d
-        if not tiled and m - mlow > 1e-9 * (1.0 + abs(m)):
+        if want_flow and m - mlow > 1e-9 * (1.0 + abs(m)):
             # direction of the greedy action's successors, up (+) or down (-), where
             # the actions are not all tied (ties go to the lowest action index)
             n_clear += 1.0
@@ -358,7 +362,7 @@ def _jacobi_sweep_parallel(
     for c in prange(bounds.shape[0] - 1):
         lo_d, hi_d, _, _ = _sweep_block(
             bounds[c], bounds[c + 1], False, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam,
-            bias, has_bias, sbias, term, has_term, Vin, False, True,
+            bias, has_bias, sbias, term, has_term, Vin, False, True, False,
         )
         cmin[c] = lo_d
         cmax[c] = hi_d
@@ -367,7 +371,7 @@ def _jacobi_sweep_parallel(
 @pjit
 def _block_gs_parallel(
     bounds, reverse, indptr, indices, probs, cz, R, gamma, V, Vsnap, lam, bias, has_bias, sbias,
-    term, has_term, cmin, cmax, cflow, cclear,
+    term, has_term, cmin, cmax, cflow, cclear, want_flow,
 ):
     """One block Gauss-Seidel sweep: ``Vsnap = V``, then every block in place, in parallel."""
     n = V.shape[0]
@@ -376,7 +380,7 @@ def _block_gs_parallel(
     for c in prange(bounds.shape[0] - 1):
         lo_d, hi_d, fl, ncl = _sweep_block(
             bounds[c], bounds[c + 1], reverse, indptr, indices, probs, cz, R, gamma, V, V, lam,
-            bias, has_bias, sbias, term, has_term, Vsnap, True, False,
+            bias, has_bias, sbias, term, has_term, Vsnap, True, False, want_flow,
         )
         cmin[c] = lo_d
         cmax[c] = hi_d
@@ -387,7 +391,7 @@ def _block_gs_parallel(
 @jit
 def _sweep(
     parallel, gs, reverse, bounds, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias,
-    has_bias, sbias, term, has_term, cmin, cmax,
+    has_bias, sbias, term, has_term, cmin, cmax, want_flow,
 ):
     """One sweep; returns ``(min d, max d, flow, n_clear)`` (see :func:`_sweep_block`).
 
@@ -403,7 +407,7 @@ def _sweep(
             cclear = np.empty(bounds.shape[0] - 1)
             _block_gs_parallel(
                 bounds, reverse, indptr, indices, probs, cz, R, gamma, Vout, Vin, lam, bias,
-                has_bias, sbias, term, has_term, cmin, cmax, cflow, cclear,
+                has_bias, sbias, term, has_term, cmin, cmax, cflow, cclear, want_flow,
             )
             flow = 0.0
             n_clear = 0.0
@@ -413,7 +417,7 @@ def _sweep(
             return cmin.min(), cmax.max(), flow, n_clear
         return _sweep_block(
             0, S, reverse, indptr, indices, probs, cz, R, gamma, Vout, Vout, lam, bias, has_bias,
-            sbias, term, has_term, Vout, False, False,
+            sbias, term, has_term, Vout, False, False, want_flow,
         )
     if parallel:
         _jacobi_sweep_parallel(
@@ -423,7 +427,7 @@ def _sweep(
         return cmin.min(), cmax.max(), 0.0, 0.0
     return _sweep_block(
         0, S, False, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-        term, has_term, Vin, False, True,
+        term, has_term, Vin, False, True, False,
     )
 
 
@@ -459,7 +463,7 @@ def _vi_run(
     Gauss-Seidel sweeps alternate increasing and decreasing state order, except
     for hard backups (``lam == 0``) while the greedy actions mostly move one way
     in index (``|flow| > FLOW_MIN``, the mean over non-terminal states,
-    measured by the previous sweep): then
+    measured on every ``FLOW_EVERY``-th sweep): then
     every sweep goes against that flow, so that each state reads successors
     already updated (on a 1000 x 1000 gridworld with its goal in the last row,
     137 sweeps instead of 205; on a grid with its goal in the centre the flow
@@ -488,7 +492,7 @@ def _vi_run(
         if jacobi:
             dmin, dmax, _, _ = _sweep(
                 parallel, False, False, bounds, indptr, indices, probs, cz, R, gamma, cur, nxt,
-                lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
+                lam, bias, has_bias, sbias, term, has_term, cmin, cmax, False,
             )
             tmp = cur
             cur = nxt
@@ -496,12 +500,13 @@ def _vi_run(
             swapped = not swapped
             lo, hi = _certificate(dmin, dmax, c, clamp)
         else:
+            measure = lam == 0.0 and k % FLOW_EVERY == 0
             dmin, dmax, fsum, n_clear = _sweep(
                 parallel, True, reverse, bounds, indptr, indices, probs, cz, R, gamma, nxt, cur,
-                lam, bias, has_bias, sbias, term, has_term, cmin, cmax,
+                lam, bias, has_bias, sbias, term, has_term, cmin, cmax, measure,
             )
             lo, hi = _certificate(dmin, dmax, c, True)
-            if lam == 0.0:
+            if measure:
                 flow = fsum / max(n_live, 1)
         shift[0] = lo
         shift[1] = hi
