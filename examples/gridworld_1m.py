@@ -4,7 +4,9 @@ A 1000 x 1000 slippery gridworld (10% random moves, -1 per step, goal in the
 bottom-right corner, gamma 0.99): 1,000,000 states, 4,000,000 state-action
 pairs and 16 million transitions in CSR form (about 260 MB). Gauss-Seidel
 value iteration from the pessimistic start carries the goal's value across
-the grid in one sweep, so ~170 sweeps certify ``max_s |V(s) - V*(s)| <= 1e-6``.
+the grid in one sweep (and, once the greedy actions point down and right, every
+sweep runs against that flow), so ~140 sweeps certify
+``max_s |V(s) - V*(s)| <= 1e-6``.
 A progress bar shows the bound falling when run in a terminal. Under a minute
 on two cores::
 
@@ -57,4 +59,4 @@ share = np.isin(act[:-1, :-1], (1, 3)).mean()
 print(f"share of cells whose greedy action is down or right: {share:.4f}")
 assert share > 0.999
 print(f"gridworld_1m ok: {mdp.n_states} states, {res.n_iter} sweeps, "
-      f"certified bound {res.error_bound:.1e}, {res.wall_time:.1f} s")
+      f"certified bound {res.error_bound:.2e}, {res.wall_time:.1f} s")
