@@ -38,7 +38,9 @@ def threads():
 def record(benchmark, result):
     steps = int(np.sum(result.n_steps))
     benchmark.extra_info["steps"] = steps
-    benchmark.extra_info["ns_per_step"] = benchmark.stats.stats.min / steps * 1e9
+    assert steps > 0
+    if benchmark.stats is not None:  # None under --benchmark-disable (a smoke run)
+        benchmark.extra_info["ns_per_step"] = benchmark.stats.stats.min / steps * 1e9
 
 
 def test_kernel_one_thread(benchmark, maze, threads):
