@@ -157,3 +157,16 @@ def test_pessimistic_start_includes_the_entropy_bonus():
     live = ~grid.terminal
     np.testing.assert_allclose(hard[live], -1.0 / 0.1)
     np.testing.assert_allclose(soft[live], (-1.0 + 0.5 * np.log(4)) / 0.1)
+
+
+@given(st.integers(1, 8), st.integers(1, 4), st.floats(0.0, 0.97), st.floats(0.0, 2.0),
+       st.booleans(), st.sampled_from(["jacobi", "gauss-seidel"]), st.integers(1, 5),
+       st.integers(0, 10_000))
+def test_accelerated_answer_is_certified(S, A, gamma, tau, terminal, order, depth, seed):
+    mdp = dense_random_mdp(S, A, gamma, seed, infeasible=0.3 if A > 1 else 0.0,
+                           terminal=0.3 if terminal else 0.0)
+    res = fs.soft_value_iteration(mdp, tau, tol=1e-8, order=order, acceleration="anderson",
+                                  anderson_depth=depth)
+    exact = ref.soft_value_iteration(mdp, tau, tol=1e-12)["V"]
+    assert res.converged and np.all(np.isfinite(res.V))
+    assert np.max(np.abs(res.V - exact)) <= res.error_bound + 1e-10
