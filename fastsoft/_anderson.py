@@ -186,17 +186,17 @@ def _vi_run_anderson(
         for k in range(n_map):
             it = it0 + done
             if not gs:
-                dmin, dmax, _, _ = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
+                dmin, dmax, _ = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
                                     gamma, x, g, lam, bias, has_bias, sbias, term, has_term,
                                     cjmin, cjmax, False)
                 lo, hi = _certificate(dmin, dmax, c, clamp)
             elif k < 2:
-                dmin, dmax, _, _ = _sweep(parallel, True, k == 1, bg, indptr, indices, probs, cz, R,
+                dmin, dmax, _ = _sweep(parallel, True, k == 1, bg, indptr, indices, probs, cz, R,
                                     gamma, snap, g, lam, bias, has_bias, sbias, term, has_term,
                                     cgmin, cgmax, False)
                 lo, hi = _certificate(dmin, dmax, c, True)
             else:
-                dmin, dmax, _, _ = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
+                dmin, dmax, _ = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
                                     gamma, g, snap, lam, bias, has_bias, sbias, term, has_term,
                                     cjmin, cjmax, False)
                 _pcopy(snap, g)

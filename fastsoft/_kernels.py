@@ -247,7 +247,7 @@ def _sweep_block_tiled(
                 dmin = d
             if d > dmax:
                 dmax = d
-    return dmin, dmax, 0.0, 0.0
+    return dmin, dmax, 0.0
 
 
 @jit
@@ -261,11 +261,10 @@ def _sweep_block(
     order when ``reverse``. With ``split``, successors outside ``[lo, hi)`` are
     read from the snapshot ``Vsnap`` instead (block Gauss-Seidel: blocks are
     then independent, so they can run in parallel with a result that does not
-    depend on the thread count). Returns ``(min d, max d)`` over
-    non-terminal states, ``d = new - old``, and ``(flow, n_clear)``: with
-    ``want_flow`` the number of states whose actions are
-    not all tied and the sum over them of the probability that the greedy
-    action moves to a higher minus to a lower state index (0 otherwise). With
+    depend on the thread count). Returns ``(min d, max d, flow)``: ``d = new -
+    old`` over non-terminal states, and with ``want_flow`` the sum, over states
+    whose actions are not all tied, of the probability that the greedy action
+    moves to a higher minus to a lower state index (0 otherwise). With
     ``tiled`` (Jacobi only: ``Vin`` and ``Vout`` distinct) soft backups go to
     the vectorised :func:`_sweep_block_tiled`.
     """
@@ -280,7 +279,6 @@ def _sweep_block(
     dmin = np.inf
     dmax = -np.inf
     flow = 0.0
-    n_clear = 0.0
     n = hi - lo
     for i in range(n):
         s = hi - 1 - i if reverse else lo + i
@@ -337,7 +335,6 @@ def _sweep_block(
         if want_flow and m - mlow > 1e-9 * (1.0 + abs(m)):
             # direction of the greedy action's successors, up (+) or down (-), where
             # the actions are not all tied (ties go to the lowest action index)
-            n_clear += 1.0
             row = s * A + arg
             for k in range(indptr[row], indptr[row + 1]):
                 if coded:
@@ -350,7 +347,7 @@ def _sweep_block(
                     flow += p
                 elif off < 0:
                     flow -= p
-    return dmin, dmax, flow, n_clear
+    return dmin, dmax, flow
 
 
 @pjit
@@ -360,7 +357,7 @@ def _jacobi_sweep_parallel(
 ):
     """One Jacobi sweep, states split in ``len(bounds) - 1`` fixed chunks run in parallel."""
     for c in prange(bounds.shape[0] - 1):
-        lo_d, hi_d, _, _ = _sweep_block(
+        lo_d, hi_d, _ = _sweep_block(
             bounds[c], bounds[c + 1], False, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam,
             bias, has_bias, sbias, term, has_term, Vin, False, True, False,
         )
@@ -371,21 +368,20 @@ def _jacobi_sweep_parallel(
 @pjit
 def _block_gs_parallel(
     bounds, reverse, indptr, indices, probs, cz, R, gamma, V, Vsnap, lam, bias, has_bias, sbias,
-    term, has_term, cmin, cmax, cflow, cclear, want_flow,
+    term, has_term, cmin, cmax, cflow, want_flow,
 ):
     """One block Gauss-Seidel sweep: ``Vsnap = V``, then every block in place, in parallel."""
     n = V.shape[0]
     for i in prange(n):
         Vsnap[i] = V[i]
     for c in prange(bounds.shape[0] - 1):
-        lo_d, hi_d, fl, ncl = _sweep_block(
+        lo_d, hi_d, fl = _sweep_block(
             bounds[c], bounds[c + 1], reverse, indptr, indices, probs, cz, R, gamma, V, V, lam,
             bias, has_bias, sbias, term, has_term, Vsnap, True, False, want_flow,
         )
         cmin[c] = lo_d
         cmax[c] = hi_d
         cflow[c] = fl
-        cclear[c] = ncl
 
 
 @jit
@@ -393,7 +389,7 @@ def _sweep(
     parallel, gs, reverse, bounds, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias,
     has_bias, sbias, term, has_term, cmin, cmax, want_flow,
 ):
-    """One sweep; returns ``(min d, max d, flow, n_clear)`` (see :func:`_sweep_block`).
+    """One sweep; returns ``(min d, max d, flow)`` (see :func:`_sweep_block`).
 
     Jacobi: reads ``Vin``, writes ``Vout`` (``bounds`` are load-balancing
     chunks). Gauss-Seidel: updates ``Vout`` in place; serial, or with
@@ -404,17 +400,14 @@ def _sweep(
     if gs:
         if parallel:
             cflow = np.empty(bounds.shape[0] - 1)
-            cclear = np.empty(bounds.shape[0] - 1)
             _block_gs_parallel(
                 bounds, reverse, indptr, indices, probs, cz, R, gamma, Vout, Vin, lam, bias,
-                has_bias, sbias, term, has_term, cmin, cmax, cflow, cclear, want_flow,
+                has_bias, sbias, term, has_term, cmin, cmax, cflow, want_flow,
             )
             flow = 0.0
-            n_clear = 0.0
             for c in range(cflow.shape[0]):
                 flow += cflow[c]
-                n_clear += cclear[c]
-            return cmin.min(), cmax.max(), flow, n_clear
+            return cmin.min(), cmax.max(), flow
         return _sweep_block(
             0, S, reverse, indptr, indices, probs, cz, R, gamma, Vout, Vout, lam, bias, has_bias,
             sbias, term, has_term, Vout, False, False, want_flow,
@@ -424,7 +417,7 @@ def _sweep(
             bounds, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
             term, has_term, cmin, cmax,
         )
-        return cmin.min(), cmax.max(), 0.0, 0.0
+        return cmin.min(), cmax.max(), 0.0
     return _sweep_block(
         0, S, False, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
         term, has_term, Vin, False, True, False,
@@ -490,7 +483,7 @@ def _vi_run(
             reverse = (it % 2) == 1
         jacobi = (not gs) or (check_every > 0 and (it + 1) % check_every == 0)
         if jacobi:
-            dmin, dmax, _, _ = _sweep(
+            dmin, dmax, _ = _sweep(
                 parallel, False, False, bounds, indptr, indices, probs, cz, R, gamma, cur, nxt,
                 lam, bias, has_bias, sbias, term, has_term, cmin, cmax, False,
             )
@@ -501,7 +494,7 @@ def _vi_run(
             lo, hi = _certificate(dmin, dmax, c, clamp)
         else:
             measure = lam == 0.0 and k % FLOW_EVERY == 0
-            dmin, dmax, fsum, n_clear = _sweep(
+            dmin, dmax, fsum = _sweep(
                 parallel, True, reverse, bounds, indptr, indices, probs, cz, R, gamma, nxt, cur,
                 lam, bias, has_bias, sbias, term, has_term, cmin, cmax, measure,
             )
