@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import gymnasium as gym
 import numba
@@ -29,18 +27,9 @@ import numpy as np
 
 import fastsoft as fs
 import fastsoft.envs  # noqa: F401  (registers the ids)
+from fastsoft.benchmarking import median_time
 from fastsoft.envs import TabularEnv
 from fastsoft.sampling import monte_carlo_evaluation, sample_trajectories
-
-
-def median_time(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def python_loop(env, policy, n_steps, seed=0):

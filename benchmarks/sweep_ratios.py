@@ -15,7 +15,6 @@ a large array.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numba
@@ -25,17 +24,8 @@ import fastsoft as fs
 from fastsoft import _kernels as K
 from fastsoft import reference as ref
 from fastsoft._common import coded_arrays, kernel_arrays, make_regularizer
+from fastsoft.benchmarking import median_time
 from fastsoft.vi import _chunk_bounds, pessimistic_start
-
-
-def median_time(fn, repeat):
-    fn()  # warm-up (compilation, caches)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def sweep_fn(mdp, tau, V, order="jacobi", coded=True):
