@@ -170,3 +170,26 @@ def test_accelerated_answer_is_certified(S, A, gamma, tau, terminal, order, dept
     exact = ref.soft_value_iteration(mdp, tau, tol=1e-12)["V"]
     assert res.converged and np.all(np.isfinite(res.V))
     assert np.max(np.abs(res.V - exact)) <= res.error_bound + 1e-10
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("tau,eta,use_prior", [(0.0, 0.0, False), (0.3, 0.0, False),
+                                               (0.2, 0.4, False), (0.2, 0.4, True)])
+def test_one_step_values_match_the_reference_backup_of_zero(name, tau, eta, use_prior):
+    from fastsoft import _kernels as K
+    from fastsoft._common import kernel_arrays
+
+    mdp = ZOO[name]
+    prior = None
+    if use_prior:
+        mu = np.random.default_rng(0).random((mdp.n_states, mdp.n_actions)) + 0.05
+        mu[~mdp.feasible] = 0.0
+        prior = mu / mu.sum(axis=1, keepdims=True)
+    reg = make_regularizer(mdp, tau, eta, prior)
+    _, _, _, R, term, has_term = kernel_arrays(mdp)
+    out = np.empty(mdp.n_states)
+    K._one_step_values(R, reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, out)
+    exp = ref.bellman_backup(mdp, np.zeros(mdp.n_states), tau, eta, prior)[0]
+    live = np.ones(mdp.n_states, bool) if mdp.terminal is None else ~mdp.terminal
+    np.testing.assert_allclose(out[live], exp[live], rtol=1e-12, atol=1e-12)
+    assert np.all(out[~live] == np.inf)

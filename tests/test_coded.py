@@ -6,6 +6,7 @@ from conftest import dense_random_mdp
 
 import fastsoft as fs
 from fastsoft import _common
+from fastsoft import reference as ref
 
 
 def _decode(mdp, cz):
@@ -53,3 +54,21 @@ def test_sweeps_are_identical(monkeypatch, tau, order, parallel):
     assert coded.n_iter == plain.n_iter
     np.testing.assert_array_equal(coded.V, plain.V)
     np.testing.assert_array_equal(coded.history["error_bound"], plain.history["error_bound"])
+
+
+@pytest.mark.parametrize("mdp", [
+    fs.gridworld(30, 40, slip=0.1, walls=[(3, 3), (4, 3)]),
+    fs.gridworld(20, 20, slip=0.3, dtype=np.float32),
+    fs.mattar_daw_maze(),
+    fs.random_mdp(300, 3, 4, gamma=0.9, seed=1),  # > 256 pairs
+    dense_random_mdp(20, 2, 0.9, 0),  # rows of 20 entries
+])
+def test_codes_match_the_reference(mdp):
+    exp = ref.dictionary_codes(mdp)
+    got = _common.coded_arrays(mdp, min_nnz=0)
+    if exp is None:
+        assert got[0].size == 0
+        return
+    np.testing.assert_array_equal(got[0], exp[0])  # same numbering: first appearance
+    np.testing.assert_array_equal(got[1], exp[1])
+    np.testing.assert_array_equal(got[2], exp[2])

@@ -326,3 +326,31 @@ def anderson_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, ord
             continue
         x = g - np.stack(Gh, axis=1) @ coef
     return _vi_result(mdp, g, lo, hi, n, converged, hist, temperature, kl_weight, prior, P)
+
+
+def dictionary_codes(mdp, max_codes=256, max_row=15):
+    """Reference of ``fastsoft._csr._build_codes``: code each CSR entry by its pair
+    ``(successor - state, probability)``, numbered in order of first appearance.
+
+    Returns ``(codes int64 (nnz,), offsets int64 (K,), probs float64 (K,))``, or
+    None when there are more than ``max_codes`` pairs or a row has more than
+    ``max_row`` entries.
+    """
+    A = mdp.n_actions
+    probs = np.asarray(mdp.probs, dtype=np.float64)
+    table: dict[tuple[int, float], int] = {}
+    codes = np.empty(mdp.nnz, dtype=np.int64)
+    for row in range(mdp.n_states * A):
+        lo, hi = int(mdp.indptr[row]), int(mdp.indptr[row + 1])
+        if hi - lo > max_row:
+            return None
+        for k in range(lo, hi):
+            key = (int(mdp.indices[k]) - row // A, float(probs[k]))
+            if key not in table:
+                if len(table) == max_codes:
+                    return None
+                table[key] = len(table)
+            codes[k] = table[key]
+    pairs = list(table)
+    return (codes, np.array([o for o, _ in pairs], dtype=np.int64),
+            np.array([p for _, p in pairs], dtype=np.float64))
