@@ -146,6 +146,16 @@ class TabularMDP:
     def __delattr__(self, name):
         raise AttributeError("TabularMDP is immutable")
 
+    def __reduce__(self):
+        # Pickle and deepcopy rebuild through the trusted constructor: the arrays
+        # were validated once, so unpickling costs no re-validation; the derived
+        # cache is not shipped, and ``__init__`` makes the arrays read-only again.
+        return (
+            TabularMDP,
+            (self.indptr, self.indices, self.probs, self.rewards, self.gamma, self.terminal,
+             self.initial, dict(self.info)),
+        )
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_csr(

@@ -66,3 +66,39 @@ def make_env(name, **kwargs):
         if spec.name == name and spec.namespace is None and spec.version is not None
     ]
     return gym.make(f"{name}-v{max(versions)}", **kwargs)
+
+
+#: Fields that measure time: the only ones allowed to differ between two runs.
+TIMING_FIELDS = frozenset({"wall_time", "time"})
+
+
+def assert_same_result(a, b, path="result"):
+    """Assert two results equal bit for bit, field by field (timings excepted).
+
+    Recurses through dataclasses, mappings and sequences; arrays must have the
+    same dtype, shape and bits (NaNs in the same places).
+    """
+    import dataclasses
+    from collections.abc import Mapping
+
+    assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            if f.name not in TIMING_FIELDS:
+                assert_same_result(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, Mapping):
+        assert set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            if k not in TIMING_FIELDS:
+                assert_same_result(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, f"{path}: dtype/shape differ"
+        assert a.tobytes() == b.tobytes(), f"{path} differs"
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{path}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_result(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert np.float64(a).tobytes() == np.float64(b).tobytes(), f"{path}: {a!r} != {b!r}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"

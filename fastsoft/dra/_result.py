@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,10 @@ class DRAHistory:
     entropy_term: np.ndarray
     objective: np.ndarray
     state_entropy: np.ndarray
+
+
+class _ProxiedParams(dict):
+    """A pickled ``DRAResult.params`` that was a read-only mapping proxy."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,20 @@ class DRAResult:
     memories: np.ndarray
     params: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+
+    def __getstate__(self) -> dict:
+        # ``params`` may be a read-only mapping proxy, which pickle cannot serialise
+        # (``train`` returns one); it travels as a dict and is wrapped again
+        state = dict(self.__dict__)
+        if isinstance(self.params, MappingProxyType):
+            state["params"] = _ProxiedParams(self.params)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        if isinstance(state.get("params"), _ProxiedParams):
+            state["params"] = MappingProxyType(dict(state["params"]))
+        self.__dict__.update(state)
 
     @property
     def n_runs(self) -> int:
