@@ -577,7 +577,7 @@ def _solve_figure(mdp, res, label: str):
 
     plt = _pyplot_agg()
     if mdp.info.get("grid") is not None:
-        ax = plot.value_heatmap(mdp, res, title=f"{label}: V and greedy actions")
+        ax = plot.value_heatmap(mdp, res, title=f"{label}: values and policy")
         return ax.figure
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     plot.convergence(res, ax=ax)
@@ -734,7 +734,6 @@ def _dra_figure(mdp, res, label: str, params: dict):
     if bottom is not None:
         ax = bottom.subplots(1, 1)
         plot.dra_history(res, ax=ax)
-        ax.set_title("evaluation: mean over runs (band: min-max)")
     return fig
 
 

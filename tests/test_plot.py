@@ -1,6 +1,12 @@
-"""fastsoft.plot: figures rendered to PNG with the Agg backend and checked."""
+"""fastsoft.plot: figures rendered with the Agg backend and their structure checked.
 
+Set ``FASTSOFT_FIGURES_DIR`` (e.g. ``docs/figures``) to keep the PNGs of the
+figure gallery test (the README's figures are made that way).
+"""
+
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +17,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg", force=True)
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.quiver import Quiver  # noqa: E402
 
 from fastsoft import plot  # noqa: E402
 
@@ -22,103 +29,137 @@ def _close_figures():
 
 
 def _png(fig, tmp_path, name="fig.png"):
-    path = tmp_path / name
-    fig.savefig(path, dpi=60)
+    out = os.environ.get("FASTSOFT_FIGURES_DIR")
+    path = (Path(out) if out else tmp_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100 if out else 60)
     img = mpimg.imread(path)
     assert img.ndim == 3 and img.shape[0] > 50 and img.shape[1] > 50
+    rgb = (img[..., :3] * 255).round().astype(np.uint8).reshape(-1, 3)
+    assert rgb.std() > 10  # not a blank canvas
     return img
 
 
-def _assert_nontrivial(img, min_colours=20, max_share=0.9):
-    rgb = (img[..., :3] * 255).round().astype(np.uint8).reshape(-1, 3)
-    colours = np.unique(rgb, axis=0)
-    assert len(colours) >= min_colours, f"only {len(colours)} distinct colours"
-    assert rgb.std() > 10  # not a blank canvas
-    # not all one colour (line plots are mostly white background)
-    _, counts = np.unique(rgb, axis=0, return_counts=True)
-    assert counts.max() / rgb.shape[0] < max_share
+def _quiver(ax):
+    q = [c for c in ax.collections if isinstance(c, Quiver)]
+    return q[0] if q else None
 
 
-def _pixel_colour(ax, fig, x, y):
-    """RGB of the rendered canvas at data point (x, y)."""
+def _legend_labels(ax_or_fig):
+    leg = ax_or_fig.get_legend() if hasattr(ax_or_fig, "get_legend") else None
+    if leg is None and hasattr(ax_or_fig, "legends") and ax_or_fig.legends:
+        leg = ax_or_fig.legends[0]
+    return [t.get_text() for t in leg.get_texts()] if leg is not None else []
+
+
+def _assert_integer_ticks(axis, lo, hi):
+    ticks = [t for t in axis.get_ticklocs() if lo - 1e-9 <= t <= hi + 1e-9]
+    assert ticks, "no ticks in range"
+    np.testing.assert_array_equal(ticks, np.round(ticks))
+
+
+def _assert_colorbar_matches(ax):
+    """The colour bar (an inset of ``ax``) is exactly as tall as the drawn axes."""
+    fig = ax.figure
     fig.canvas.draw()
-    buf = np.asarray(fig.canvas.buffer_rgba())
-    px, py = ax.transData.transform((x, y))
-    h = buf.shape[0]
-    return buf[int(round(h - py)), int(round(px)), :3].astype(int)
+    cbars = [a for a in ax.child_axes]
+    assert len(cbars) == 1
+    box, cbox = ax.get_window_extent(), cbars[0].get_window_extent()
+    assert abs(box.height - cbox.height) < 1.0 and abs(box.y0 - cbox.y0) < 1.0
+    return cbars[0]
 
 
 @pytest.fixture(scope="module")
 def grid_solution():
     mdp = fs.gridworld(8, 10, slip=0.1, walls=[(2, 3), (3, 3), (4, 3)], gamma=0.95)
-    res = fs.soft_value_iteration(mdp, 0.1, tol=1e-8)
+    res = fs.soft_value_iteration(mdp, 0.3, tol=1e-8)
     return mdp, res
 
 
 # ---------------------------------------------------------------- value_heatmap
-def test_value_heatmap_renders_values_walls_arrows(grid_solution, tmp_path):
+def test_value_heatmap_structure(grid_solution, tmp_path):
     mdp, res = grid_solution
-    ax = plot.value_heatmap(mdp, res.V, res.policy, title="grid")
-    img = _png(ax.figure, tmp_path)
-    _assert_nontrivial(img)
+    ax = plot.value_heatmap(mdp, res.V, res.action, title="grid")
+    _png(ax.figure, tmp_path, "value_heatmap_small.png")
     assert ax.get_title() == "grid"
-    image = ax.get_images()[0]
-    arr = image.get_array()
-    assert arr.shape == (8, 10)
-    # walls are masked, every other cell holds its value
-    assert arr.mask[2, 3] and arr.mask[3, 3] and arr.mask[4, 3]
-    np.testing.assert_allclose(arr[0, 0], res.V[0])
-    np.testing.assert_allclose(arr[7, 9], res.V[79])
-    # one arrow per non-wall, non-terminal cell (small grid: every cell)
-    quiv = [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)]
-    assert len(quiv) == 1
-    q = quiv[0]
-    n_live = 80 - 3 - 1  # walls and the goal
-    assert q.N == n_live
-    # next to the goal (7, 8): the arrow points right (+x), and (6, 9) points down (+row)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("column", "row")
+    _assert_integer_ticks(ax.xaxis, 0, 9)
+    _assert_integer_ticks(ax.yaxis, 0, 7)
+    cax = _assert_colorbar_matches(ax)
+    assert cax.get_ylabel() == "V(s)"
+    assert _legend_labels(ax) == ["wall", "goal", "start"]
+    values = [im for im in ax.get_images() if np.ma.isMaskedArray(im.get_array())
+              and im.get_array().ndim == 2][0].get_array()
+    assert values.shape == (8, 10)
+    assert values.mask[2, 3] and values.mask[3, 3] and values.mask[4, 3]
+    np.testing.assert_allclose(values[0, 0], res.V[0])
+    np.testing.assert_allclose(values[7, 9], res.V[79])
+    # integer actions: one arrow per live cell (not walls, not the goal)
+    q = _quiver(ax)
+    assert q.N == 80 - 3 - 1
     offs = q.get_offsets()
-    idx_78 = np.flatnonzero((offs[:, 0] == 8) & (offs[:, 1] == 7))[0]
-    idx_69 = np.flatnonzero((offs[:, 0] == 9) & (offs[:, 1] == 6))[0]
-    assert q.U[idx_78] > 0 and q.V[idx_78] == 0
-    assert q.V[idx_69] > 0 and q.U[idx_69] == 0
-    # the wall pixel is grey, the value pixels are not
-    grey = _pixel_colour(ax, ax.figure, 3, 3)
-    assert np.ptp(grey) <= 2
-    assert np.ptp(_pixel_colour(ax, ax.figure, 0.35, 0.35)) > 10  # beside the arrow
+    i78 = np.flatnonzero((offs[:, 0] == 8) & (offs[:, 1] == 7))[0]
+    i69 = np.flatnonzero((offs[:, 0] == 9) & (offs[:, 1] == 6))[0]
+    assert q.U[i78] > 0 and q.V[i78] == 0  # right, towards the goal
+    assert q.V[i69] > 0 and q.U[i69] == 0  # down (+row)
 
 
-def test_value_heatmap_accepts_a_result_and_integer_actions(grid_solution, tmp_path):
+def test_value_heatmap_soft_arrows_have_probability_lengths(grid_solution, tmp_path):
     mdp, res = grid_solution
-    ax = plot.value_heatmap(mdp, res)  # V and policy from the result
-    q = [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)][0]
-    ax2 = plot.value_heatmap(mdp, res.V, res.action, colorbar=False)
-    q2 = [c for c in ax2.collections if isinstance(c, matplotlib.quiver.Quiver)][0]
-    np.testing.assert_allclose(q.U, q2.U)
-    np.testing.assert_allclose(q.V, q2.V)
-    _assert_nontrivial(_png(ax2.figure, tmp_path))
+    ax = plot.value_heatmap(mdp, res)  # V, policy, default title from the result
+    assert "τ = 0.3" in ax.get_title() and "γ = 0.95" in ax.get_title()
+    assert "arrow length ∝ π(a|s)" in _legend_labels(ax)
+    q = _quiver(ax)
+    offs = q.get_offsets()
+    lengths = np.hypot(q.U, q.V)
+    # cell (0, 5): one arrow per action above 2% probability, length 0.48 * p
+    at = np.flatnonzero((offs[:, 0] == 5) & (offs[:, 1] == 0))
+    p = res.policy[5]
+    np.testing.assert_allclose(np.sort(lengths[at]), np.sort(0.48 * p[p > 0.02]))
+    _png(ax.figure, tmp_path, "value_heatmap_soft.png")
 
 
-def test_value_heatmap_without_policy_has_no_arrows(grid_solution):
+def test_value_heatmap_entropy_layer(grid_solution, tmp_path):
     mdp, res = grid_solution
-    ax = plot.value_heatmap(mdp, res.V)
-    assert not [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)]
+    ax = plot.value_heatmap(mdp, res, show="entropy", arrows="none")
+    assert _quiver(ax) is None
+    img = [im for im in ax.get_images() if im.get_array().ndim == 2][0]
+    arr = img.get_array()
+    p = res.policy[12]
+    np.testing.assert_allclose(arr[1, 2], -(p * np.log(p)).sum())
+    assert arr.mask[7, 9]  # terminal: no choice there
+    assert img.get_clim() == (0.0, pytest.approx(np.log(4)))
+    assert _assert_colorbar_matches(ax).get_ylabel() == "policy entropy (nats)"
+    _png(ax.figure, tmp_path, "value_heatmap_entropy.png")
 
 
-def test_value_heatmap_subsamples_arrows_on_big_grids():
-    mdp = fs.gridworld(200, 150, gamma=0.9)
-    V = np.linspace(0, 1, mdp.n_states)
-    pol = np.zeros(mdp.n_states, dtype=np.int64)
-    ax = plot.value_heatmap(mdp, V, pol, max_arrows=20)
-    q = [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)][0]
-    assert q.N <= 20 * 20
+def test_value_heatmap_1000x1000_block_arrows_and_markers(tmp_path):
+    n = 1000
+    mdp = fs.gridworld(n, n, gamma=0.9)  # no solve needed: synthetic values and policy
+    r, c = np.divmod(np.arange(n * n), n)
+    V = -((n - 1 - r) + (n - 1 - c)).astype(float)
+    pol = np.where(r < c, 1, 3).astype(np.int64)  # down above the diagonal, else right
+    ax = plot.value_heatmap(mdp, V, pol, max_arrows=25)
+    q = _quiver(ax)
+    assert q.N == 25 * 25  # one arrow per 40 x 40 block
+    offs = q.get_offsets()
+    np.testing.assert_allclose(np.unique(offs[:, 0]), 19.5 + 40 * np.arange(25))
+    assert np.all(np.hypot(q.U, q.V) == pytest.approx(0.38 * 40))
+    # the goal star and start circle keep a readable size at any grid size
+    marks = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert marks["goal"].get_markersize() >= 12 and marks["start"].get_markersize() >= 8
+    _assert_integer_ticks(ax.xaxis, 0, n - 1)
+    _assert_colorbar_matches(ax)
+    _png(ax.figure, tmp_path, "value_heatmap_1000x1000.png")
 
 
 def test_value_heatmap_on_existing_axes(grid_solution):
     mdp, res = grid_solution
     fig, axes = plt.subplots(1, 2)
-    out = plot.value_heatmap(mdp, res.V, ax=axes[1], colorbar=False)
+    out = plot.value_heatmap(mdp, res.V, ax=axes[1], colorbar=False, legend=False, title="")
     assert out is axes[1]
-    assert len(axes[1].get_images()) == 1 and len(axes[0].get_images()) == 0
+    assert len(axes[0].get_images()) == 0 and out.get_legend() is None
+    assert out.get_title() == "" and not out.child_axes
 
 
 def test_value_heatmap_invalid_input(grid_solution):
@@ -136,6 +177,12 @@ def test_value_heatmap_invalid_input(grid_solution):
         plot.value_heatmap(mdp, res.V, np.full(80, 4))
     with pytest.raises(ValueError, match="max_arrows"):
         plot.value_heatmap(mdp, res.V, res.policy, max_arrows=0)
+    with pytest.raises(ValueError, match="show"):
+        plot.value_heatmap(mdp, res.V, show="speed")
+    with pytest.raises(ValueError, match="arrows"):
+        plot.value_heatmap(mdp, res.V, res.policy, arrows="big")
+    with pytest.raises(ValueError, match="needs a policy"):
+        plot.value_heatmap(mdp, res.V, show="entropy")
     with pytest.raises(TypeError):
         plot.value_heatmap("not an mdp", res.V)
     bad = fs.TabularMDP(mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, mdp.gamma,
@@ -145,43 +192,57 @@ def test_value_heatmap_invalid_input(grid_solution):
 
 
 # ---------------------------------------------------------------- convergence
-def test_convergence_iterations_and_time(grid_solution, tmp_path):
+def test_convergence_separate_axes_for_sweeps_and_pi_steps(grid_solution, tmp_path):
     mdp, res = grid_solution
     hard = fs.value_iteration(mdp, tol=1e-8, order="gauss-seidel")
-    ax = plot.convergence({"soft": res, "hard": hard})
+    pi = fs.policy_iteration(mdp, tol=1e-8)
+    ax = plot.convergence({"soft VI": res, "hard VI": hard, "hard PI": pi})
     assert ax.get_yscale() == "log"
-    lines = [ln for ln in ax.get_lines() if ln.get_label() in ("soft", "hard")]
-    assert len(lines) == 2
-    x, y = lines[0].get_data()
+    assert ax.get_xlabel() == "value-iteration sweep"
+    assert ax.pi_axes.get_xlabel().startswith("policy-iteration step")
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    x, y = lines["soft VI"].get_data()
     np.testing.assert_array_equal(x, np.arange(1, res.n_iter + 1))
     np.testing.assert_allclose(y, res.history["error_bound"])
-    # the tolerance line
-    assert any(np.allclose(ln.get_ydata(), 1e-8) for ln in ax.get_lines()
-               if ln.get_label().startswith("_"))
-    _assert_nontrivial(_png(ax.figure, tmp_path), min_colours=10, max_share=0.97)
-    ax2 = plot.convergence([res, hard], x="time", labels=["a", "b"])
-    x2, _ = [ln for ln in ax2.get_lines() if ln.get_label() == "a"][0].get_data()
-    np.testing.assert_allclose(x2, res.history["time"])
-    assert ax2.get_xlabel() == "time (s)"
-    ax3 = plot.convergence(res)  # a single result, labelled by its method
-    assert ax3.get_legend().get_texts()[0].get_text() == res.method
+    assert "hard PI" in {ln.get_label() for ln in ax.pi_axes.get_lines()}
+    assert "hard PI" not in lines
+    labels = _legend_labels(ax)
+    assert labels[:4] == ["soft VI", "hard VI", "hard PI", "tol"]
+    _png(ax.figure, tmp_path, "convergence.png")
+    ax.figure.canvas.draw()
+    _assert_integer_ticks(ax.xaxis, 1, res.n_iter)
+    _assert_integer_ticks(ax.pi_axes.xaxis, 1, pi.n_iter)
 
 
-def test_convergence_invalid_input(grid_solution):
-    _, res = grid_solution
-    with pytest.raises(ValueError, match="x must be"):
-        plot.convergence(res, x="sweeps")
-    with pytest.raises(ValueError, match="empty"):
-        plot.convergence([])
-    with pytest.raises(ValueError, match="labels"):
-        plot.convergence([res], labels=["a", "b"])
-    with pytest.raises(TypeError):
-        plot.convergence([np.zeros(3)])
+def test_convergence_keeps_a_final_exact_zero(grid_solution):
+    mdp, res = grid_solution
+    exact = fs.SolveResult(**{**{f: getattr(res, f) for f in res.__dataclass_fields__},
+                              "history": {"error_bound": np.array([1.0, 1e-3, 0.0]),
+                                          "residual": np.zeros(3), "time": np.arange(3.0)}})
+    ax = plot.convergence({"exact": exact}, show_tol=False)
+    x, y = ax.get_lines()[0].get_data()
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    np.testing.assert_allclose(y, [1.0, 1e-3, 1e-4])  # 0 drawn a decade below 1e-3
+    assert any(lab.startswith("bound = 0 (drawn at 1e-04)") for lab in _legend_labels(ax))
+    zeros = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+    assert len(zeros) == 1 and zeros[0].get_xdata()[0] == 3
+
+
+def test_convergence_time_and_invalid_input(grid_solution):
+    mdp, res = grid_solution
+    ax = plot.convergence(res, x="time", title="")
+    assert ax.get_xlabel() == "time (s)" and ax.get_title() == ""
     with pytest.raises(TypeError):
         plot.convergence(42)
+    with pytest.raises(ValueError, match="x must be"):
+        plot.convergence(res, x="sweeps")
+    with pytest.raises(ValueError, match="labels"):
+        plot.convergence([res, res], labels=["a"])
+    with pytest.raises(ValueError, match="empty"):
+        plot.convergence([])
 
 
-# ---------------------------------------------------------------- DRA maps
+# ---------------------------------------------------------------- DRA
 @pytest.fixture(scope="module")
 def maze_dra():
     from fastsoft import dra
@@ -194,34 +255,37 @@ def maze_dra():
 
 def test_dra_maps_from_result(maze_dra, tmp_path):
     mdp, res = maze_dra
-    fig = plot.dra_maps(mdp, res, sigma_base=5.0, title="maze")
+    fig = plot.dra_maps(mdp, res, sigma_base=5.0)
     axes = [a for a in fig.axes if a.get_images() and a.get_title()]
-    assert [a.get_title() for a in axes] == ["sigma (mean over actions)",
-                                             "choice entropy (nats)"]
-    sig_img = axes[0].get_images()[0].get_array()
-    assert sig_img.shape == (6, 9)
-    # walls and the goal are masked; the start cell shows the run-mean sigma of its memories
-    assert sig_img.mask[1, 2] and sig_img.mask[0, 8]
+    assert [a.get_title() for a in axes] == ["memory noise σ (mean over actions)",
+                                             "choice entropy"]
+    assert fig._suptitle.get_text() == "DRA memories: mean of 2 runs"
+    assert _legend_labels(fig) == ["wall", "goal", "start", "no memory"]
+    sig_img = [im for im in axes[0].get_images() if im.get_array().ndim == 2][0]
+    arr = sig_img.get_array()
+    assert arr.shape == (6, 9)
+    assert arr.mask[1, 2] and arr.mask[0, 8]  # a wall and the goal
     start = 2 * 9 + 0
-    np.testing.assert_allclose(sig_img[2, 0], res.sigma[:, start, :].mean(), rtol=1e-12)
-    ent_img = axes[1].get_images()[0].get_array()
-    np.testing.assert_allclose(ent_img[2, 0], res.history.state_entropy[:, -1, start].mean())
-    assert axes[0].get_images()[0].get_clim() == (0.0, 5.0)
-    _assert_nontrivial(_png(fig, tmp_path))
+    np.testing.assert_allclose(arr[2, 0], res.sigma[:, start, :].mean(), rtol=1e-12)
+    ent = [im for im in axes[1].get_images() if im.get_array().ndim == 2][0].get_array()
+    np.testing.assert_allclose(ent[2, 0], res.history.state_entropy[:, -1, start].mean())
+    assert sig_img.get_clim() == (0.0, 5.0)
+    for ax in axes:
+        _assert_colorbar_matches(ax)
+    _png(fig, tmp_path, "dra_maps.png")
 
 
 def test_dra_maps_arrays_and_per_action(maze_dra, tmp_path):
     mdp, res = maze_dra
     fig = plot.dra_maps(mdp, res.sigma[0], res.history.state_entropy[0, -1], per_action=True)
     titled = [a for a in fig.axes if a.get_images() and a.get_title()]
-    assert [a.get_title() for a in titled] == ["sigma[up]", "sigma[down]", "sigma[left]",
-                                               "sigma[right]", "choice entropy (nats)"]
-    right = titled[3].get_images()[0].get_array()
+    assert [a.get_title() for a in titled] == ["σ[up]", "σ[down]", "σ[left]", "σ[right]",
+                                               "choice entropy"]
+    right = [im for im in titled[3].get_images() if im.get_array().ndim == 2][0].get_array()
     np.testing.assert_allclose(right[3, 4], res.sigma[0, 3 * 9 + 4, 3])
-    _assert_nontrivial(_png(fig, tmp_path))
-    # no entropy: sigma panel only
-    fig2 = plot.dra_maps(mdp, res.sigma)
-    assert len([a for a in fig2.axes if a.get_images()]) == 1
+    _png(fig, tmp_path, "dra_maps_per_action.png")
+    fig2 = plot.dra_maps(mdp, res.sigma)  # no entropy: the sigma panel only
+    assert len([a for a in fig2.axes if a.get_title()]) == 1
 
 
 def test_dra_maps_non_grid_task(tmp_path):
@@ -235,20 +299,29 @@ def test_dra_maps_non_grid_task(tmp_path):
     img = ax.get_images()[0].get_array()
     assert img.shape == (mdp.n_states, 2)
     assert img.mask[-1].all()  # terminal states have no memories
-    bars = [a for a in fig.axes if a.patches][0].patches
-    assert len(bars) == mdp.n_states
-    _assert_nontrivial(_png(fig, tmp_path), min_colours=10, max_share=0.97)
+    bar_ax = [a for a in fig.axes if a.patches][0]
+    assert len(bar_ax.patches) == mdp.n_states
+    assert bar_ax.get_ylabel() == "choice entropy (nats)"
+    _png(fig, tmp_path, "dra_maps_huys.png")
 
 
-def test_dra_history(maze_dra, tmp_path):
+def test_dra_history_cost_on_its_own_axis(maze_dra, tmp_path):
     mdp, res = maze_dra
     ax = plot.dra_history(res)
     labels = [ln.get_label() for ln in ax.get_lines()]
-    assert labels == ["reward", "cost", "objective"]
-    x, y = ax.get_lines()[2].get_data()
+    assert labels == ["expected return", "objective (return − cost)"]
+    cost = ax.cost_axes.get_lines()
+    assert [ln.get_label() for ln in cost] == ["memory cost"]
+    np.testing.assert_allclose(cost[0].get_ydata(), res.history.cost.mean(axis=0))
+    x, y = ax.get_lines()[1].get_data()
     np.testing.assert_array_equal(x, res.history.episode)
     np.testing.assert_allclose(y, res.history.objective.mean(axis=0))
-    _assert_nontrivial(_png(ax.figure, tmp_path), min_colours=10, max_share=0.97)
+    assert _legend_labels(ax) == ["expected return", "memory cost",
+                                  "objective (return − cost)", "min-max over 2 runs"]
+    assert ax.get_ylabel() == "expected return / objective (undiscounted)"
+    assert ax.cost_axes.get_ylabel().startswith("memory cost")
+    assert ax.get_xlabel() == "learning episode" and "2 runs" in ax.get_title()
+    _png(ax.figure, tmp_path, "dra_history.png")
     with pytest.raises(ValueError, match="what"):
         plot.dra_history(res, what=("speed",))
     with pytest.raises(TypeError):
