@@ -1,9 +1,8 @@
 """Anderson-accelerated value iteration and the regularized pessimistic start."""
 
-import numba
 import numpy as np
 import pytest
-from conftest import dense_random_mdp, mdp_zoo
+from conftest import ZOO, small_mdp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +11,6 @@ from fastsoft import reference as ref
 from fastsoft._common import make_regularizer
 from fastsoft.vi import pessimistic_start, use_anderson
 
-ZOO = mdp_zoo()
 REGS = [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.2, 0.4)]
 
 
@@ -45,18 +43,14 @@ def test_kernel_matches_reference(name, tau, eta, order, depth):
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 @pytest.mark.parametrize("order", ["jacobi", "gauss-seidel"])
-def test_parallel_answer_is_certified_and_thread_independent(name, order):
+def test_parallel_answer_is_certified_and_thread_independent(name, order, threads):
     mdp = ZOO[name]
     exact = ref.soft_value_iteration(mdp, 0.3, tol=1e-12)["V"]
     runs = []
-    threads = numba.get_num_threads()
-    try:
-        for t in sorted({1, threads}):
-            numba.set_num_threads(t)
-            runs.append(fs.soft_value_iteration(mdp, 0.3, tol=1e-8, order=order,
-                                                acceleration="anderson", parallel=True))
-    finally:
-        numba.set_num_threads(threads)
+    for t in sorted({1, threads.before}):
+        threads(t)
+        runs.append(fs.soft_value_iteration(mdp, 0.3, tol=1e-8, order=order,
+                                            acceleration="anderson", parallel=True))
     for res in runs:
         assert res.converged and res.method.endswith("+anderson")
         assert np.max(np.abs(res.V - exact)) <= res.error_bound + 1e-11
@@ -137,8 +131,7 @@ def test_validation(kwargs, exc, pattern):
 @given(st.integers(1, 6), st.integers(1, 4), st.floats(0.0, 0.97), st.floats(0.0, 3.0),
        st.floats(0.0, 3.0), st.booleans(), st.integers(0, 10_000))
 def test_pessimistic_start_is_a_lower_bound(S, A, gamma, tau, eta, terminal, seed):
-    mdp = dense_random_mdp(S, A, gamma, seed, infeasible=0.3 if A > 1 else 0.0,
-                           terminal=0.3 if terminal else 0.0)
+    mdp = small_mdp((S, A, seed), gamma, infeasible=0.3, terminal=0.3 if terminal else 0.0)
     reg = make_regularizer(mdp, tau, eta, None)
     V0 = pessimistic_start(mdp, reg)
     TV0 = fs.bellman_backup(mdp, V0, tau, kl_weight=eta)[0]
@@ -163,8 +156,7 @@ def test_pessimistic_start_includes_the_entropy_bonus():
        st.booleans(), st.sampled_from(["jacobi", "gauss-seidel"]), st.integers(1, 5),
        st.integers(0, 10_000))
 def test_accelerated_answer_is_certified(S, A, gamma, tau, terminal, order, depth, seed):
-    mdp = dense_random_mdp(S, A, gamma, seed, infeasible=0.3 if A > 1 else 0.0,
-                           terminal=0.3 if terminal else 0.0)
+    mdp = small_mdp((S, A, seed), gamma, infeasible=0.3, terminal=0.3 if terminal else 0.0)
     res = fs.soft_value_iteration(mdp, tau, tol=1e-8, order=order, acceleration="anderson",
                                   anderson_depth=depth)
     exact = ref.soft_value_iteration(mdp, tau, tol=1e-12)["V"]

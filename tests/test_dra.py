@@ -1,6 +1,5 @@
 """fastsoft.dra.train: results, reproducibility, parallel runs, variants and baselines."""
 
-import numba
 import numpy as np
 import pytest
 
@@ -80,16 +79,12 @@ def test_same_seed_same_result_and_run_streams(maze):
     np.testing.assert_array_equal(d.qbar[0], one.qbar[0])
 
 
-def test_results_do_not_depend_on_thread_count(maze):
+def test_results_do_not_depend_on_thread_count(maze, threads):
     kw = dict(SHORT, n_runs=4, seed=3, eval_every=15, n_eval=10)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        a = dra.train(maze, **kw)
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        b = dra.train(maze, **kw)
-    finally:
-        numba.set_num_threads(before)
+    threads(threads.counts[0])
+    a = dra.train(maze, **kw)
+    threads(threads.counts[1])
+    b = dra.train(maze, **kw)
     for name in ("qbar", "sigma", "n_steps", "returns", "state_visits"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(a.history.state_entropy, b.history.state_entropy)

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import PI_MDPS, with_infeasible, with_terminal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,23 +26,6 @@ from fastsoft.reference import pi as ref
 
 
 # ----------------------------------------------------------------- fixtures
-def _with_terminal(mdp, frac=0.2, seed=0):
-    rng = np.random.default_rng(seed)
-    term = rng.random(mdp.n_states) < frac
-    term[0] = False
-    return fs.TabularMDP.from_csr(mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, mdp.gamma,
-                                  terminal=term)
-
-
-def _infeasible(mdp, seed=0):
-    rng = np.random.default_rng(seed)
-    R = np.array(mdp.rewards)
-    mask = rng.random(R.shape) < 0.25
-    mask[:, 0] = False
-    R[mask] = -np.inf
-    return mdp.with_rewards(R)
-
-
 def _random_policy(mdp, seed, deterministic=False):
     rng = np.random.default_rng(seed)
     feas = mdp.feasible
@@ -55,17 +39,9 @@ def _random_policy(mdp, seed, deterministic=False):
     return w / w.sum(axis=1, keepdims=True)
 
 
-MDPS = {
-    "random": lambda: fs.random_mdp(40, 3, 4, gamma=0.9, seed=3),
-    "random_term": lambda: _with_terminal(fs.random_mdp(40, 3, 4, gamma=0.95, seed=4)),
-    "random_infeasible": lambda: _infeasible(fs.random_mdp(30, 4, 3, gamma=0.9, seed=5)),
-    "grid": lambda: fs.gridworld(6, 7, slip=0.2, gamma=0.95, walls=[(2, 2), (3, 4)]),
-}
-
-
-@pytest.fixture(params=sorted(MDPS))
+@pytest.fixture(params=sorted(PI_MDPS))
 def mdp(request):
-    return MDPS[request.param]()
+    return PI_MDPS[request.param]
 
 
 def _frozenlake(gamma=0.99):
@@ -188,7 +164,7 @@ def test_policy_evaluation_matches_reference(mdp, method, tau, eta):
 
 
 def test_policy_evaluation_accepts_actions_and_order():
-    mdp = MDPS["grid"]()
+    mdp = PI_MDPS["grid"]
     act = np.zeros(mdp.n_states, dtype=np.int64)
     a = policy_evaluation(mdp, act, method="iterative", order="jacobi", tol=1e-9)
     b = policy_evaluation(mdp, np.eye(4)[act], method="direct")
@@ -196,7 +172,7 @@ def test_policy_evaluation_accepts_actions_and_order():
 
 
 def test_policy_evaluation_terminal_values_zero():
-    mdp = MDPS["random_term"]()
+    mdp = PI_MDPS["random_term"]
     res = policy_evaluation(mdp, _random_policy(mdp, 1), temperature=0.5)
     assert np.all(res.V[mdp.terminal] == 0.0)
 
@@ -279,7 +255,7 @@ def test_prior_is_the_first_mirror_step():
 
 
 def test_reference_pi_agrees():
-    mdp = MDPS["random_term"]()
+    mdp = PI_MDPS["random_term"]
     for tau, eta in [(0.0, 0.0), (0.3, 0.0), (0.3, 0.4)]:
         r = ref.regularized_policy_iteration(mdp, tau, eta, tol=1e-9)
         got = regularized_policy_iteration(mdp, tau, eta, tol=1e-9, evaluation="direct")
@@ -293,7 +269,7 @@ def test_reference_pi_agrees():
        gamma=st.floats(0.5, 0.97))
 def test_monotone_improvement_property(seed, tau, eta, gamma):
     """V^{pi_{k+1}} >= V^{pi_k} elementwise (the regularized objective never decreases)."""
-    mdp = _infeasible(fs.random_mdp(12, 3, 3, gamma=gamma, seed=seed), seed)
+    mdp = with_infeasible(fs.random_mdp(12, 3, 3, gamma=gamma, seed=seed), seed)
     feas = mdp.feasible
     pi = feas / feas.sum(axis=1, keepdims=True)
     prev, _ = ref.policy_evaluation(mdp, pi, tau)
@@ -312,7 +288,7 @@ def test_monotone_improvement_property(seed, tau, eta, gamma):
        gamma=st.floats(0.3, 0.98))
 def test_policy_value_consistency_property(seed, tau, eta, gamma):
     """V = r_pi + gamma P_pi V, Q = R + gamma P V, for any policy and method."""
-    mdp = _with_terminal(fs.random_mdp(15, 3, 4, gamma=gamma, seed=seed), seed=seed)
+    mdp = with_terminal(fs.random_mdp(15, 3, 4, gamma=gamma, seed=seed), seed=seed)
     pi = _random_policy(mdp, seed)
     res = policy_evaluation(mdp, pi, temperature=tau, kl_weight=eta, tol=1e-11)
     r = ref.policy_reward(mdp, pi, tau, eta)
@@ -328,7 +304,7 @@ def test_policy_value_consistency_property(seed, tau, eta, gamma):
 def test_agreement_with_vi_property(seed, tau, eta):
     if tau == 0.0:
         eta = 0.0  # hard mirror descent converges only sublinearly
-    mdp = _with_terminal(fs.random_mdp(15, 3, 4, gamma=0.9, seed=seed), seed=seed)
+    mdp = with_terminal(fs.random_mdp(15, 3, 4, gamma=0.9, seed=seed), seed=seed)
     vi = fs.soft_value_iteration(mdp, tau, tol=1e-10)
     res = regularized_policy_iteration(mdp, tau, eta, tol=1e-8)
     assert res.converged
@@ -354,7 +330,7 @@ def test_slippery_grid_ties_stop():
 
 
 def test_modified_policy_iteration():
-    mdp = MDPS["grid"]()
+    mdp = PI_MDPS["grid"]
     vi = fs.value_iteration(mdp, tol=1e-10)
     for m in (1, 5, 30):
         for order in ("gauss-seidel", "jacobi"):
@@ -381,14 +357,14 @@ def test_high_gamma_converges_or_reports(gamma):
 
 
 def test_warm_start_is_certified_at_once():
-    mdp = MDPS["random"]()
+    mdp = PI_MDPS["random"]
     res = regularized_policy_iteration(mdp, 0.2, tol=1e-9)
     again = regularized_policy_iteration(mdp, 0.2, tol=1e-6, V0=res.V)
     assert again.converged and again.n_iter == 0
 
 
 def test_policy0_warm_start_and_callback():
-    mdp = MDPS["grid"]()
+    mdp = PI_MDPS["grid"]
     res = policy_iteration(mdp, tol=1e-9)
     seen = []
     again = policy_iteration(mdp, tol=1e-9, policy0=res.action, callback=seen.append)
@@ -410,7 +386,7 @@ def test_large_problem_stays_sparse():
 
 # ----------------------------------------------------------------- bad input
 def test_errors_policy_evaluation():
-    mdp = MDPS["random_infeasible"]()
+    mdp = PI_MDPS["random_infeasible"]
     pi = _random_policy(mdp, 0)
     with pytest.raises(TypeError, match="mdp"):
         policy_evaluation("x", pi)
@@ -445,7 +421,7 @@ def test_errors_policy_evaluation():
 
 
 def test_errors_policy_iteration():
-    mdp = MDPS["random"]()
+    mdp = PI_MDPS["random"]
     with pytest.raises(ValueError, match="evaluation"):
         regularized_policy_iteration(mdp, 0.1, evaluation="exact")
     with pytest.raises(ValueError, match="m is only used"):

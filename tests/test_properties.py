@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import dense_random_mdp
+from conftest import dense_random_mdp, small_mdp
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import minimize
@@ -16,18 +16,13 @@ temps = st.floats(0.0, 5.0)
 weights = st.floats(0.0, 5.0)
 
 
-def _mdp(size, gamma, infeasible=0.0):
-    S, A, seed = size
-    return dense_random_mdp(S, A, gamma, seed, infeasible=infeasible if A > 1 else 0.0)
-
-
 def _vec(seed, n, scale=10.0):
     return np.random.default_rng(seed).normal(scale=scale, size=n)
 
 
 @given(sizes, gammas, temps, weights, st.integers(0, 1000))
 def test_contraction(size, gamma, tau, eta, seed):
-    mdp = _mdp(size, gamma, infeasible=0.3)
+    mdp = small_mdp(size, gamma, infeasible=0.3)
     V, W = _vec(seed, mdp.n_states), _vec(seed + 1, mdp.n_states)
     TV = fs.bellman_backup(mdp, V, tau, kl_weight=eta)[0]
     TW = fs.bellman_backup(mdp, W, tau, kl_weight=eta)[0]
@@ -36,7 +31,7 @@ def test_contraction(size, gamma, tau, eta, seed):
 
 @given(sizes, gammas, temps, weights, st.integers(0, 1000))
 def test_monotone(size, gamma, tau, eta, seed):
-    mdp = _mdp(size, gamma, infeasible=0.3)
+    mdp = small_mdp(size, gamma, infeasible=0.3)
     V = _vec(seed, mdp.n_states)
     W = V + np.abs(_vec(seed + 1, mdp.n_states))
     TV = fs.bellman_backup(mdp, V, tau, kl_weight=eta)[0]
@@ -46,7 +41,7 @@ def test_monotone(size, gamma, tau, eta, seed):
 
 @given(sizes, gammas, temps, weights, st.floats(-100, 100), st.integers(0, 1000))
 def test_constant_shift(size, gamma, tau, eta, c, seed):
-    mdp = _mdp(size, gamma)
+    mdp = small_mdp(size, gamma)
     V = _vec(seed, mdp.n_states)
     TV = fs.bellman_backup(mdp, V, tau, kl_weight=eta)[0]
     TVc = fs.bellman_backup(mdp, V + c, tau, kl_weight=eta)[0]
@@ -55,7 +50,7 @@ def test_constant_shift(size, gamma, tau, eta, c, seed):
 
 @given(sizes, gammas, st.floats(1e-12, 1e-2), st.integers(0, 1000))
 def test_small_temperature_tends_to_hard_max(size, gamma, tau, seed):
-    mdp = _mdp(size, gamma, infeasible=0.3)
+    mdp = small_mdp(size, gamma, infeasible=0.3)
     V = _vec(seed, mdp.n_states)
     soft = fs.bellman_backup(mdp, V, tau)[0]
     hard = fs.bellman_backup(mdp, V, 0.0)[0]

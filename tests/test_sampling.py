@@ -1,9 +1,8 @@
 """Trajectory sampling, Monte Carlo evaluation and occupancy measures (fastsoft.sampling)."""
 
-import numba
 import numpy as np
 import pytest
-from conftest import dense_random_mdp
+from conftest import SAMPLING_MDPS, dense_random_mdp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,12 +32,7 @@ def _uniform_policy(mdp):
 
 @pytest.fixture(scope="module")
 def mdps():
-    return {
-        "grid": fs.gridworld(4, 5, slip=0.2, walls=[(1, 1), (2, 3)], gamma=0.9),
-        "terminal_infeasible": dense_random_mdp(9, 3, 0.85, 2, terminal=0.25, infeasible=0.3),
-        "garnet": fs.random_mdp(40, 3, 4, gamma=0.9, seed=3),
-        "huys": fs.huys_planning_task(3),
-    }
+    return SAMPLING_MDPS
 
 
 # ---------------------------------------------------------------- sampling kernel
@@ -84,20 +78,16 @@ def test_time_dependent_policy_is_followed():
     np.testing.assert_array_equal(tr.states[0], [0, 5, 10, 11, 12])
 
 
-def test_thread_count_does_not_change_results(mdps):
+def test_thread_count_does_not_change_results(mdps, threads):
     mdp = mdps["garnet"]
     pi = _random_policy(mdp, 2)
-    old = numba.get_num_threads()
-    try:
-        out = []
-        for th in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(th)
-            tr = sample_trajectories(mdp, pi, n_episodes=257, horizon=40, seed=11)
-            mc = monte_carlo_evaluation(mdp, pi, n_episodes=257, horizon=40, seed=11,
-                                        temperature=0.3)
-            out.append((tr, mc))
-    finally:
-        numba.set_num_threads(old)
+    out = []
+    for th in threads.counts:
+        threads(th)
+        tr = sample_trajectories(mdp, pi, n_episodes=257, horizon=40, seed=11)
+        mc = monte_carlo_evaluation(mdp, pi, n_episodes=257, horizon=40, seed=11,
+                                    temperature=0.3)
+        out.append((tr, mc))
     (t1, m1), (t2, m2) = out
     for f in ("states", "actions", "rewards", "lengths"):
         np.testing.assert_array_equal(getattr(t1, f), getattr(t2, f))

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import dense_random_mdp, make_env, mdp_zoo
+from conftest import ZOO, dense_random_mdp, make_env
 
 import fastsoft as fs
 from fastsoft import reference as ref
@@ -17,7 +17,6 @@ REGS = [  # (temperature, kl_weight, use_prior)
     (0.3, 0.4, True),
     (0.0, 1.0, True),
 ]
-ZOO = mdp_zoo()
 
 
 def _prior(mdp, seed=0):
