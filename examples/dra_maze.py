@@ -1,4 +1,4 @@
-"""DRA on the Mattar & Daw maze (Patel, Acerbi & Pouget 2020, SPEC.md 6), as text.
+"""DRA on the Mattar & Daw maze (Patel, Acerbi & Pouget 2020, docs/theory.md §6.7), as text.
 
 Reproduces the paper's qualitative result with its hyperparameters (beta 10,
 lam 0.1, sigma_base 5, sigma0 3, gamma 0.9, alpha_q = alpha_sigma = 0.1,

@@ -73,7 +73,7 @@ for r in range(8):
     print("  " + row)
 
 # 6. A little entropy: the soft policy hedges between near-equal moves; by
-#    SPEC.md 4 it loses at most tau log|A| / (1 - gamma) of discounted value.
+#    docs/theory.md §4 it loses at most tau log|A| / (1 - gamma) of discounted value.
 tau = 1e-4
 soft = fs.soft_value_iteration(mdp, tau, tol=1e-10, order="gauss-seidel")
 v_soft = fs.policy_evaluation(mdp, soft.policy).V[start]

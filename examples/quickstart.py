@@ -18,7 +18,7 @@ mdp = fs.gridworld(50, 50, slip=0.1, walls=[(10, c) for c in range(5, 45)], gamm
 print(mdp)
 
 # 2. Hard value iteration with a certified stopping rule: the returned V is
-#    within error_bound of V* in the sup norm (MacQueen bounds, SPEC.md 2).
+#    within error_bound of V* in the sup norm (MacQueen bounds, docs/theory.md §2.4).
 hard = fs.value_iteration(mdp, tol=1e-8, order="gauss-seidel")
 print("\nhard value iteration\n" + hard.summary())
 
@@ -40,7 +40,7 @@ live = ~mdp.terminal
 assert np.max(np.abs(TV - soft.V)[live]) <= (1 + mdp.gamma) * soft.error_bound + 1e-12
 assert np.allclose(pi.sum(axis=1), 1.0)
 
-# 5. SPEC.md 4: the soft-optimal policy loses at most tau log|A| / (1 - gamma)
+# 5. docs/theory.md §4: the soft-optimal policy loses at most tau log|A| / (1 - gamma)
 #    of unregularized value. Evaluate it exactly (sparse direct solve) and compare.
 ev = fs.policy_evaluation(mdp, soft.policy)  # temperature 0: the plain return
 s0 = int(np.argmax(mdp.initial))

@@ -11,7 +11,7 @@ hold the last ``m`` differences of ``f`` and ``g``. Near the fixed point ``G``
 is affine and this is a Krylov method on the sweep map.
 
 Certification does not depend on the extrapolation: every sweep's output gets
-its own MacQueen certificate (SPEC.md 2) from that sweep's ``min d``/``max d``,
+its own MacQueen certificate (docs/theory.md §2.4) from that sweep's ``min d``/``max d``,
 and the solver returns the output of a sweep, never an extrapolated point.
 
 All dot products are summed per fixed chunk of states and then over chunks in

@@ -160,7 +160,7 @@ def check_policy(mdp: TabularMDP, policy, name: str = "policy", *, atol: float =
 
 @dataclass(frozen=True)
 class Regularizer:
-    """Kernel-ready form of ``(tau, eta, mu)`` (SPEC.md 2)."""
+    """Kernel-ready form of ``(tau, eta, mu)`` (docs/theory.md §2)."""
 
     tau: float
     eta: float

@@ -1,4 +1,4 @@
-"""Numba kernels on the state-action-pair CSR storage (SPEC.md 1).
+"""Numba kernels on the state-action-pair CSR storage (docs/theory.md §1).
 
 Private: arrays in, preallocated arrays out, no validation. Their NumPy
 yardsticks live in :mod:`fastsoft.reference` (``row_sums``,

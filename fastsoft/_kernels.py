@@ -1,4 +1,4 @@
-"""Numba kernels of the regularized Bellman operator (SPEC.md 2).
+"""Numba kernels of the regularized Bellman operator (docs/theory.md §2).
 
 All kernels are private: they take arrays, write into preallocated outputs and
 validate nothing. Their NumPy yardsticks are in :mod:`fastsoft.reference.core`.
@@ -286,7 +286,7 @@ def _sweep_block(
             Vout[s] = 0.0
             continue
         old = Vin[s]
-        # The regularized max of SPEC.md 2, written out here rather than called:
+        # The regularized max of docs/theory.md §2, written out here rather than called:
         # a per-state function call measured 2x slower. Pass 1: x_a = Q(s,a) +
         # bias and their maximum m; pass 2: m + lam log sum exp((x_a - m)/lam),
         # which cannot overflow and needs no exp for the maximiser.
@@ -426,7 +426,7 @@ def _sweep(
 
 @jit
 def _certificate(dmin, dmax, c, clamp):
-    """Lower/upper shift of V* around TV: ``TV + lo <= V* <= TV + hi`` (SPEC.md 2)."""
+    """Lower/upper shift of V* around TV: ``TV + lo <= V* <= TV + hi`` (docs/theory.md §2.4)."""
     if dmin > dmax:  # no non-terminal state
         return 0.0, 0.0
     if clamp:
@@ -520,7 +520,7 @@ def _vi_run(
 def _greedy_step(
     indptr, indices, probs, R, gamma, V, lam, bias, has_bias, sbias, term, has_term, Q, pi, TV
 ):
-    """``Q = R + gamma P V``, the regularized greedy policy and ``TV`` (SPEC.md 2).
+    """``Q = R + gamma P V``, the regularized greedy policy and ``TV`` (docs/theory.md §2.2).
 
     ``lam > 0``: ``pi ∝ exp((Q + bias) / lam)`` (``bias = eta log mu``) and
     ``TV = lam log sum exp((Q + bias) / lam) + sbias``. ``lam == 0``: greedy,

@@ -1,4 +1,4 @@
-"""Numba kernels of regularized policy evaluation and policy iteration (SPEC.md 3).
+"""Numba kernels of regularized policy evaluation and policy iteration (docs/theory.md §3).
 
 Private: arrays in, preallocated outputs, no validation. The NumPy yardsticks
 are in :mod:`fastsoft.reference.pi`.

@@ -1,4 +1,4 @@
-"""The bounds of SPEC.md 4 (seed 002) as functions.
+"""The bounds of docs/theory.md §4 (note C) as functions.
 
 - :func:`softmax_gap`: for ``pi ∝ exp(Q/tau)`` at one state,
   ``max_a Q - sum_a pi Q <= tau H(pi) <= tau log|A|``.
@@ -87,7 +87,9 @@ def kl_divergence(pi, mu) -> np.ndarray:
 
 
 def regularized_greedy(Q, temperature: float, kl_weight: float = 0.0, prior=None):
-    """Closed form of ``max_pi sum_a pi(a) Q(a) - eta KL(pi||mu) + tau H(pi)`` (SPEC.md 2).
+    """Closed form of ``max_pi sum_a pi(a) Q(a) - eta KL(pi||mu) + tau H(pi)``.
+
+    The regularized greedy step of docs/theory.md §2.2.
 
     With ``lam = eta + tau > 0`` the value is
     ``lam log sum_a exp((Q(a) + eta log mu(a)) / lam)`` and the maximiser is
@@ -132,7 +134,7 @@ def regularized_greedy(Q, temperature: float, kl_weight: float = 0.0, prior=None
 
 
 class SoftmaxGap(NamedTuple):
-    """Per-state terms of the softmax-vs-greedy bound (SPEC.md 4)."""
+    """Per-state terms of the softmax-vs-greedy bound (docs/theory.md §4)."""
 
     gap: np.ndarray  #: ``max_a Q - sum_a pi Q``
     entropy_term: np.ndarray  #: ``tau H(pi)``
@@ -169,7 +171,7 @@ def soft_policy_loss_bound(n_actions: int, temperature: float, gamma: float) -> 
 
 
 def greedy_step_bound(Q, Q_hat, kl_weight: float = 0.0, prior=None, prior_hat=None) -> np.ndarray:
-    """``max_a |Q + eta log mu - Qhat - eta log muhat|`` per state (SPEC.md 4).
+    """``max_a |Q + eta log mu - Qhat - eta log muhat|`` per state (docs/theory.md §4).
 
     It bounds ``|T_{Q,mu} - T_{Qhat,muhat}|``, the difference of the two
     regularized greedy values (any temperature). Both ``Q`` must have the same

@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dra", help="run a DRA experiment (Patel, Acerbi & Pouget 2020)",
         description="Train DRA agents on the Mattar & Daw maze or the Huys et al. planning "
                     "task; print final reward, cost and objective; save results (--out) and "
-                    "figures (--plot). Defaults: the paper's hyperparameters (SPEC.md 6).",
+                    "figures (--plot). Defaults: the paper's hyperparameters "
+                    "(docs/theory.md §6.7).",
         formatter_class=_Help)
     d.add_argument("task", choices=("maze", "huys"))
     d.add_argument("--episodes", type=_nonneg_int, default=None,

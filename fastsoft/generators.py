@@ -226,7 +226,7 @@ def random_mdp(
     )
 
 
-#: Mattar & Daw maze layout (SPEC.md 6).
+#: Mattar & Daw maze layout (docs/theory.md §6.7).
 MAZE_SHAPE = (6, 9)
 MAZE_START = (2, 0)
 MAZE_GOAL = (0, 8)
@@ -235,7 +235,7 @@ MAZE_OBSTACLES = ((1, 2), (2, 2), (3, 2), (0, 7), (1, 7), (2, 7), (4, 5))
 
 
 def mattar_daw_maze(switch: bool = False, *, gamma: float = 0.9, dtype=np.float64) -> TabularMDP:
-    """The 6 x 9 maze of Mattar & Daw used by DRA (SPEC.md 6).
+    """The 6 x 9 maze of Mattar & Daw used by DRA (docs/theory.md §6.7).
 
     Start (2, 0), goal (0, 8) (terminal), obstacles (1,2) (2,2) (3,2) (0,7)
     (1,7) (2,7) (4,5); reward +10 on entering the goal, -1 for every other step;
@@ -271,7 +271,7 @@ HUYS_TRANSITIONS = (
 
 
 def huys_planning_task(depth: int = 3, *, gamma: float = 1.0, dtype=np.float64) -> TabularMDP:
-    """The Huys et al. planning task unrolled over the remaining depth (SPEC.md 6).
+    """The Huys et al. planning task unrolled over the remaining depth (docs/theory.md §6.7).
 
     Six base states, two actions each, deterministic. The unrolled state
     ``t * 6 + i`` is base state ``i`` after ``t`` moves (``t = 0..depth``); the

@@ -1,4 +1,4 @@
-"""Control as inference: the optimality variable of SPEC.md 5 (seed 000; Levine 2018).
+"""Control as inference: the optimality variable of docs/theory.md §5 (note A; Levine 2018).
 
 With rewards ``r <= 0``, ``P(O_t = 1 | s_t, a_t) = exp(r(s_t, a_t))``. For a
 horizon ``T``, a start distribution and an action prior (uniform over feasible
@@ -7,7 +7,7 @@ actions by default) this module computes exactly
 * ``log P(O_{1:T} = 1)`` by the log-space backward pass (:func:`backward_pass`),
   and the posterior policy ``pi_t(a|s) = prior(a|s) exp(Q_t(s,a) - V_t(s))``;
 * the ELBO of a policy, ``E_pi[sum_t r_t] - KL(q_pi || p)`` (:func:`elbo`);
-* the mutual information of seed 000 between a trajectory ``tau ~ pi`` and
+* the mutual information of note A (docs/theory.md §5.4) between a trajectory ``tau ~ pi`` and
   ``O``: ``I = h(E[p(tau)]) - E[h(p(tau))]`` with ``p(tau) = exp(sum_t r_t)`` and
   ``h`` the binary entropy in nats (:func:`mutual_information`), by enumerating
   all trajectories (tiny problems) or by Monte Carlo from
@@ -25,7 +25,7 @@ Conventions
 * Terminal states end the trajectory: a terminal state reached before the
   horizon contributes ``log 1 = 0`` afterwards (``V_t = 0`` there for every
   ``t``), exactly like an episode of :func:`fastsoft.sample_trajectories`.
-* Time runs ``t = 0..T-1`` (SPEC.md writes ``1..T``); ``V`` has ``T + 1`` rows
+* Time runs ``t = 0..T-1`` (Levine 2018 writes ``1..T``); ``V`` has ``T + 1`` rows
   with ``V[T] = 0``.
 """
 
@@ -563,7 +563,7 @@ def mutual_information(
     seed=None,
     max_trajectories: int = 200_000,
 ) -> MutualInformation:
-    """Mutual information ``I(tau; O) = h(E[p(tau)]) - E[h(p(tau))]`` of seed 000.
+    """Mutual information ``I(tau; O) = h(E[p(tau)]) - E[h(p(tau))]`` (docs/theory.md §5.4).
 
     ``tau`` is a trajectory of ``policy`` (stopped at terminal states and after
     ``horizon`` steps), ``p(tau) = exp(sum_t r_t) = P(O = 1 | tau)`` with the

@@ -1,4 +1,4 @@
-"""The tabular MDP data model: :class:`TabularMDP` (SPEC.md 1).
+"""The tabular MDP data model: :class:`TabularMDP` (docs/theory.md §1).
 
 Storage of record is "state-action-pair CSR": row ``s * A + a`` holds the
 successors of ``(s, a)``. ``indptr`` is ``int64 (S*A + 1,)``, ``indices`` the
@@ -413,7 +413,7 @@ class TabularMDP:
 
         Duplicate outcomes are merged; rewards are averaged over outcomes. A
         transition flagged ``terminated`` leads to a terminal state (value 0,
-        SPEC.md 1). If some state is reached both by terminating and by
+        docs/theory.md §1). If some state is reached both by terminating and by
         non-terminating transitions, one extra absorbing terminal state
         (index ``S``) is appended and the terminating transitions lead there.
         The initial distribution is taken from ``initial_state_distrib`` (or

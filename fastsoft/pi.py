@@ -1,4 +1,4 @@
-"""Regularized policy evaluation and policy iteration (SPEC.md 3).
+"""Regularized policy evaluation and policy iteration (docs/theory.md §3).
 
 - :func:`policy_evaluation`: the regularized value ``V^pi`` of a fixed policy,
   the solution of ``(I - gamma P_pi) V = r_pi`` with
@@ -11,7 +11,7 @@
 - :func:`policy_iteration` (hard, ``tau = eta = 0``) and
   :func:`modified_policy_iteration` (``m`` sweeps per evaluation).
 
-Every iteration is certified like value iteration (SPEC.md 2): one Bellman step
+Every iteration is certified like value iteration (docs/theory.md §2.4): one Bellman step
 of the target operator on the current ``V`` gives ``d = TV - V`` and the
 MacQueen bounds; the run stops when the certified error is ``<= tol``.
 """
@@ -308,7 +308,7 @@ def policy_evaluation(
     order: str = "gauss-seidel",
     parallel: bool | None = None,
 ) -> SolveResult:
-    """Regularized value of a fixed policy (SPEC.md 3).
+    """Regularized value of a fixed policy (docs/theory.md §3).
 
     Solves ``(I - gamma P_pi) V = r_pi`` on the non-terminal states, with
     ``r_pi(s) = sum_a pi(a|s) R(s,a) + tau H(pi_s) - eta KL(pi_s || mu_s)``;
@@ -387,7 +387,7 @@ def policy_evaluation(
 
 # ----------------------------------------------------------------- policy iteration
 def _cert(TV, V, live, c):
-    """MacQueen shifts ``(lo, hi)`` of SPEC.md 2 from ``d = TV - V``, and ``max |d|``.
+    """MacQueen shifts ``(lo, hi)`` of docs/theory.md §2.4 from ``d = TV - V``, and ``max |d|``.
 
     With terminal states the shifts are clamped (``min(d, 0)``, ``max(d, 0)``)
     as in :func:`fastsoft.soft_value_iteration`.
@@ -453,7 +453,7 @@ def regularized_policy_iteration(
     parallel: bool | None = None,
     callback: Callable[[dict], bool | None] | None = None,
 ) -> SolveResult:
-    """Regularized policy iteration: policy mirror descent (SPEC.md 3).
+    """Regularized policy iteration: policy mirror descent (docs/theory.md §3).
 
     With ``lam = tau + eta``, iteration ``k`` evaluates ``pi_k`` (entropy weight
     ``tau``, no KL term), forms ``Q_k = R + gamma P V_k`` and updates
@@ -467,7 +467,7 @@ def regularized_policy_iteration(
     ``pi* ∝ exp(Q*/tau)``.
 
     Certificate: after each evaluation one Bellman step ``T`` of that target
-    operator gives ``d = T V_k - V_k`` and the MacQueen bounds of SPEC.md 2
+    operator gives ``d = T V_k - V_k`` and the MacQueen bounds of docs/theory.md §2.4
     (valid whatever the accuracy of the evaluation); the run stops once the
     certified error is ``<= tol``. The returned ``V`` is the midpoint of those
     bounds around ``T V_k``, and ``error_bound`` the tighter of that bound and
@@ -490,7 +490,7 @@ def regularized_policy_iteration(
         ``eta >= 0``, the weight of ``KL(pi || pi_k)`` in each mirror step.
     prior : array (S, A) or (A,), optional
         ``mu``: the starting policy ``pi_0`` of the mirror-descent sequence, so
-        that the first step is exactly the regularized greedy step of SPEC.md 2
+        that the first step is exactly the regularized greedy step of docs/theory.md §2.2
         with ``(tau, eta, mu)``. Default: uniform over feasible actions when
         ``eta > 0``; the greedy policy of ``V0`` when ``eta = 0``.
     evaluation : {"auto", "direct", "iterative", "sweeps", "gmres", "bicgstab"}

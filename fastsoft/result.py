@@ -21,7 +21,7 @@ class SolveResult:
     Q : ndarray, shape (S, A) or (H, S, A)
         ``Q = R + gamma P V``; ``-inf`` for infeasible actions, 0 at terminal states.
     policy : ndarray, shape (S, A) or (H, S, A)
-        The regularized greedy policy of ``Q`` (SPEC.md 2): ``pi ∝ mu^(eta/lam)
+        The regularized greedy policy of ``Q`` (docs/theory.md §2.2): ``pi ∝ mu^(eta/lam)
         exp(Q/lam)``; for ``lam = 0`` all mass on the lowest-index maximiser.
     n_iter : int
         Sweeps (value iteration) or improvement steps (policy iteration); ``H``

@@ -1,6 +1,6 @@
 """Trajectory sampling, Monte Carlo policy evaluation and occupancy measures.
 
-Conventions (SPEC.md 1)
+Conventions (docs/theory.md §1)
 -----------------------
 * A *policy* is an ``(S, A)`` array of probabilities (rows sum to 1, zero on
   infeasible actions), a time-dependent ``(T, S, A)`` array (``policy[t]`` is
@@ -753,7 +753,7 @@ def monte_carlo_evaluation(
 
     Each episode's return is ``sum_t gamma^t (R(s_t, a_t) + tau H(pi_t(.|s_t)) -
     eta KL(pi_t(.|s_t) || mu(.|s_t)))`` over its steps, the per-state form of the
-    regularized value of SPEC.md 3 (its expectation is ``V^pi``). Episodes are
+    regularized value of docs/theory.md §3 (its expectation is ``V^pi``). Episodes are
     cut after ``horizon`` steps (see ``bias_bound``) and end at terminal states
     (value 0). Returns are accumulated inside the sampling kernel (nothing of
     size ``n * horizon`` is stored), with exactly the random stream of

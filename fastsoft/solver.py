@@ -72,11 +72,11 @@ def solve(
     """Solve a (regularized) MDP to a certified sup-norm error ``tol``.
 
     The target is the fixed point of the regularized Bellman operator of
-    SPEC.md 2 with entropy weight ``temperature`` and KL weight ``kl_weight``
+    docs/theory.md §2 with entropy weight ``temperature`` and KL weight ``kl_weight``
     towards ``prior`` (the hard optimum for ``temperature = kl_weight = 0``),
     exactly what :func:`fastsoft.soft_value_iteration` computes. Every method
     ends with the same certificate (one Bellman step of the returned ``V``,
-    SPEC.md 2), so ``error_bound`` and ``converged`` mean the same whatever ran.
+    docs/theory.md §2.4), so ``error_bound`` and ``converged`` mean the same whatever ran.
 
     Methods
     -------

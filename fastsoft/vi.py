@@ -1,4 +1,4 @@
-"""Regularized value iteration (SPEC.md 2): the public layer over the Bellman kernels."""
+"""Regularized value iteration (docs/theory.md §2): the public layer over the Bellman kernels."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def _chunk_bounds(n_states: int, parallel: bool, gs: bool = False) -> np.ndarray
 def bellman_backup(
     mdp: TabularMDP, V, temperature: float = 0.0, *, kl_weight: float = 0.0, prior=None
 ):
-    """Apply the regularized Bellman operator once (SPEC.md 2).
+    """Apply the regularized Bellman operator once (docs/theory.md §2).
 
     Parameters
     ----------
@@ -378,7 +378,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
 def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> float:
     """Floating-point slack added to every certificate.
 
-    The bounds of SPEC.md 2 hold for the exact operator; the computed ``TV``
+    The bounds of docs/theory.md §2.4 hold for the exact operator; the computed ``TV``
     carries rounding errors of a few ulps of ``|R| + gamma |V| + lam log A``,
     which the iteration can accumulate up to ``1 / (1 - gamma)`` times. The
     allowance is ``16 eps (max|V| + max|R| + lam log A) / (1 - gamma)``: about

@@ -1,4 +1,4 @@
-"""The DRA gradient estimators: score function, seed 001's entropy term, the memory costs."""
+"""The DRA gradient estimators: score function, note B's entropy term, the memory costs."""
 
 import numpy as np
 import pytest
@@ -89,7 +89,7 @@ def test_score_function_with_biased_critic_follows_qbar():
 
 
 def test_entropy_gradient_mean_matches_finite_differences():
-    """Seed 001's pathwise gradient of ``(lam/T) sum_t H(p_t)`` (T = 1 here)."""
+    """Note B's pathwise gradient of ``(lam/T) sum_t H(p_t)`` (T = 1 here)."""
     q = np.array([0.3, 0.0])
     lam = 0.5
     qbar, sigma = memories(q)

@@ -1,4 +1,4 @@
-"""The optimality variable (SPEC.md 5): backward pass, ELBO, mutual information."""
+"""The optimality variable (docs/theory.md §5): backward pass, ELBO, mutual information."""
 
 import numpy as np
 import pytest

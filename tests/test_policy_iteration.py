@@ -1,4 +1,4 @@
-"""Regularized policy evaluation and policy iteration (SPEC.md 3): kernels vs references,
+"""Regularized policy evaluation and policy iteration (docs/theory.md §3): kernels vs references,
 fixed points vs soft value iteration, laws, ties, and every error path."""
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def test_prior_is_the_first_mirror_step():
     mu = rng.random((20, 3)) + 0.1
     mu /= mu.sum(axis=1, keepdims=True)
     tau, eta = 0.3, 0.6
-    # one step from pi_0 = mu is the SPEC.md 2 greedy step with (tau, eta, mu) on V^mu
+    # one step from pi_0 = mu is the docs/theory.md §2.2 greedy step with (tau, eta, mu) on V^mu
     V_mu, _ = ref.policy_evaluation(mdp, mu, tau)
     _, _, want = fs.bellman_backup(mdp, V_mu, tau, kl_weight=eta, prior=mu)
     _, Q, _ = fs.bellman_backup(mdp, V_mu, tau)

@@ -1,4 +1,4 @@
-"""Laws of the regularized Bellman operator and the SPEC.md 4 bounds (hypothesis)."""
+"""Laws of the regularized Bellman operator and the docs/theory.md §4 bounds (hypothesis)."""
 
 import numpy as np
 import pytest
@@ -89,7 +89,7 @@ def test_closed_form_against_numerical_maximisation(A, tau, eta, seed):
     # the maximiser attains the value
     attained = pi[0] @ q - eta * bounds.kl_divergence(pi, mu)[0] + tau * bounds.entropy(pi)[0]
     assert attained == pytest.approx(v[0], abs=1e-10)
-    # SPEC.md 2: the weight is mu^(eta/lam), not mu (seed 002's slip)
+    # docs/theory.md §2.2: the weight is mu^(eta/lam), not mu (note C's slip)
     lam = tau + eta
     w = mu ** (eta / lam) * np.exp(q / lam)
     np.testing.assert_allclose(pi[0], w / w.sum(), rtol=1e-10)

@@ -407,7 +407,7 @@ def train(
     switch_mdp: TabularMDP | None = None,
     callback: Callable[[dict], bool | None] | None = None,
 ) -> DRAResult:
-    """Train dynamic-resource-allocation agents (Patel, Acerbi & Pouget 2020; SPEC.md 6).
+    """Train dynamic-resource-allocation agents (Patel, Acerbi & Pouget 2020; docs/theory.md §6).
 
     Every ``(s, a)`` has a memory: a mean ``qbar[s, a]`` (initially 0) and a noise
     level ``sigma[s, a]`` (initially ``sigma0``). At each decision the agent draws
@@ -430,9 +430,9 @@ def train(
 
     ``cost="allocation"`` (the paper's): ``lam * sum KL(N(0, sigma^2) || N(0, sigma_base^2))``
     over all memories, ``KL = log(sigma_base/sigma) + sigma^2/(2 sigma_base^2) - 1/2``.
-    ``cost="access"`` (seed 001, Eq. 8): every visit to ``s`` costs the KL of the memories
+    ``cost="access"`` (note B, Eq. 8): every visit to ``s`` costs the KL of the memories
     of ``s``; its gradient is weighted by the mean visits of the gradient rollouts.
-    ``entropy_bonus=True`` (seed 001, Eqs. 8, 10) adds ``(lam/T) sum_t H(p_t)`` (``T`` the
+    ``entropy_bonus=True`` (note B, Eqs. 8, 10) adds ``(lam/T) sum_t H(p_t)`` (``T`` the
     rollout's length) to the objective, with its pathwise gradient
     ``-beta * zeta_b * p_b * (log p_b + H(p))`` (the dependence of the visited states on
     ``sigma`` is not differentiated, as in the seed).
@@ -441,7 +441,7 @@ def train(
     ``sigma`` are never updated.
 
     .. note:: DRA keeps the paper's *inverse* temperature ``beta``; fastsoft's solvers
-       take ``temperature = tau`` (an entropy weight in reward units) instead (SPEC.md 7).
+       take ``temperature = tau`` (an entropy weight in reward units) instead (docs/theory.md §7).
 
     Parameters
     ----------
@@ -469,7 +469,7 @@ def train(
     cost : {"allocation", "access"}
         Memory cost paid once for all memories, or per access along the trajectory.
     entropy_bonus : bool
-        Add seed 001's action-entropy term.
+        Add note B's action-entropy term.
     update : {"expected_sarsa", "q_learning"}
         Learning rule of ``qbar``.
     allocation : {"dra", "equal", "frequency", "stakes"}
@@ -617,7 +617,7 @@ def estimate_gradient(
     Runs ``n_traj`` rollouts with ``qbar`` and ``sigma`` frozen, with exactly the
     code path of :func:`train`, and returns every rollout's contribution, so that
     the Monte Carlo error of the mean is available. ``beta`` is the paper's inverse
-    temperature (fastsoft's solvers use ``temperature = tau``, SPEC.md 7).
+    temperature (fastsoft's solvers use ``temperature = tau``, docs/theory.md §7).
 
     Parameters
     ----------

@@ -1,4 +1,6 @@
-"""Numba kernels of DRA (SPEC.md 6). Private: arrays in, preallocated outputs, no validation.
+"""Numba kernels of DRA (docs/theory.md §6).
+
+Private: arrays in, preallocated outputs, no validation.
 
 An environment is passed as one tuple ``env``::
 

@@ -14,7 +14,7 @@ __all__ = ["DRAHistory", "DRAResult", "GradientEstimate"]
 
 @dataclass(frozen=True)
 class DRAHistory:
-    """Evaluations of a DRA run at its evaluation points (SPEC.md 6).
+    """Evaluations of a DRA run at its evaluation points (docs/theory.md §6).
 
     Each evaluation uses ``n_eval`` fresh rollouts from the initial distribution
     with ``qbar`` and ``sigma`` frozen, drawn from a random stream of its own
@@ -151,8 +151,8 @@ class GradientEstimate:
     reward : ndarray, shape (n_traj, S, A)
         Score-function samples of ``d E[return] / d sigma`` (with the chosen ``psi``).
     entropy : ndarray, shape (n_traj, S, A)
-        Samples of the pathwise gradient of ``(lam/T) sum_t H(p_t)`` (seed 001), zero
-        unless ``entropy_bonus``.
+        Samples of the pathwise gradient of ``(lam/T) sum_t H(p_t)`` (note B,
+        docs/theory.md §6.6), zero unless ``entropy_bonus``.
     visits : ndarray, shape (n_traj, S)
         State visits of each rollout.
     cost : ndarray, shape (S, A)

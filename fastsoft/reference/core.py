@@ -137,7 +137,7 @@ def bellman_backup(mdp, V, temperature=0.0, kl_weight=0.0, prior=None, P=None):
 
 def soft_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, tol=1e-8,
                          max_iter=100_000, V0=None):
-    """Jacobi value iteration with the span (MacQueen) certificate of SPEC.md 2.
+    """Jacobi value iteration with the span (MacQueen) certificate of docs/theory.md §2.4.
 
     Returns a dict with ``V`` (midpoint), ``Q``, ``policy``, ``n_iter``,
     ``error_bound``, ``converged`` and ``history`` (bound per sweep).

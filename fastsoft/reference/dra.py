@@ -1,4 +1,4 @@
-"""Plain Python/NumPy reference of DRA (SPEC.md 6): the yardstick of :mod:`fastsoft.dra`.
+"""Plain Python/NumPy reference of DRA (docs/theory.md §6): the yardstick of :mod:`fastsoft.dra`.
 
 One Python iteration per environment step, written like the authors' code
 (small NumPy vectors per decision). Given the same random streams it draws the

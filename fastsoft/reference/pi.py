@@ -1,4 +1,4 @@
-"""NumPy/SciPy references of the policy-evaluation and policy-iteration kernels (SPEC.md 3).
+"""NumPy/SciPy references of the policy-evaluation and policy-iteration kernels (docs/theory.md §3).
 
 Each function names the kernel of :mod:`fastsoft._pi_kernels` it mirrors.
 Plain vectorised code; ``scipy.sparse`` for ``P_pi`` and the direct solve.
@@ -133,7 +133,7 @@ def improve_mirror(Q, pi, temperature, kl_weight):
 
 def regularized_policy_iteration(mdp, temperature, kl_weight=0.0, *, tol=1e-8, max_iter=500,
                                  pi0=None):
-    """Policy mirror descent with exact evaluation and the certificate of SPEC.md 2.
+    """Policy mirror descent with exact evaluation and the certificate of docs/theory.md §2.4.
 
     ``pi0`` default: uniform over feasible actions. Hard ties (``tau = eta = 0``)
     keep the current action unless beaten by ``0.1 tol (1-gamma)/gamma``.

@@ -181,7 +181,7 @@ def _uniform_prior(mdp):
 
 
 def policy_evaluation(mdp, policy, temperature=0.0, kl_weight=0.0, prior=None):
-    """Dense solve of ``(I - gamma P_pi) V = r_pi`` on non-terminal states (SPEC.md 3).
+    """Dense solve of ``(I - gamma P_pi) V = r_pi`` on non-terminal states (docs/theory.md §3).
 
     ``r_pi(s) = sum_a pi R + tau H(pi_s) - eta KL(pi_s || mu_s)``; terminal states
     have ``V = 0``. Returns ``(V, Q)`` with ``Q = R + gamma P V``.
