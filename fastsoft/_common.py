@@ -21,6 +21,36 @@ def check_mdp(mdp) -> TabularMDP:
     return mdp
 
 
+#: Discount given to a gymnasium environment when the caller names none.
+GYM_DEFAULT_GAMMA = 0.99
+
+
+def as_tabular(obj, gamma: float | None = None, name: str = "mdp") -> TabularMDP:
+    """A TabularMDP from a TabularMDP or a gymnasium environment with a ``P`` table.
+
+    ``gamma`` is the discount of an environment (default :data:`GYM_DEFAULT_GAMMA`);
+    with a TabularMDP it must be None or the MDP's own. Environments without a
+    transition table (Blackjack, CartPole, ...) get a TypeError saying so.
+    """
+    if isinstance(obj, TabularMDP):
+        if gamma is not None and float(gamma) != obj.gamma:
+            raise ValueError(f"gamma={gamma} given with a TabularMDP of gamma {obj.gamma}; "
+                             f"use {name}.with_gamma(...) to change its discount")
+        return obj
+    u = getattr(obj, "unwrapped", None)
+    if u is None or not hasattr(obj, "step"):
+        raise TypeError(f"{name} must be a fastsoft.TabularMDP or a gymnasium environment "
+                        f"with a transition table, got {type(obj).__name__}")
+    spec = getattr(getattr(u, "spec", None), "id", None) or type(u).__name__
+    if not hasattr(u, "P"):
+        raise TypeError(f"{name}: the gymnasium environment {spec} has no transition table "
+                        f"env.unwrapped.P (toy-text FrozenLake, CliffWalking and Taxi have "
+                        f"one, as do fastsoft's registered ids); build a TabularMDP by "
+                        f"enumerating its dynamics instead")
+    g = GYM_DEFAULT_GAMMA if gamma is None else gamma
+    return TabularMDP.from_gymnasium(obj, g)
+
+
 def check_real(x, name: str, *, low=None, high=None, low_open=False) -> float:
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(x).__name__}")

@@ -20,8 +20,11 @@ warm-up run of one iteration, the reference's once.
 
 from __future__ import annotations
 
-import inspect
+import json
+import os
+import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +35,8 @@ from .generators import gridworld, random_mdp
 from .mdp import TabularMDP
 
 __all__ = ["BenchRow", "SIZES", "bench_problems", "measure_ratios", "format_table", "format_row",
-           "median_time"]
+           "median_time", "machine_info", "rows_to_json", "compare_runs", "format_comparison",
+           "parse_threshold"]
 
 #: ``size -> (grid side, random-MDP states)``; "large" is the issue's benchmark.
 SIZES: dict[str, tuple[int, int]] = {
@@ -146,51 +150,45 @@ def bench_problems(size: str = "small", *, grid: int | None = None, states: int 
 
 
 def _sweep_time(mdp: TabularMDP, tau: float, V: np.ndarray, repeat: int, k: int) -> float:
+    """Seconds per Jacobi sweep: the time of ``2k`` minus ``k`` sweeps over the sweeps
+    actually run (a solver may stop at the round-off floor before ``max_iter``)."""
     from .vi import soft_value_iteration
 
     def run(n):
-        return lambda: soft_value_iteration(mdp, tau, tol=1e-300, max_iter=n, V0=V,
-                                            order="jacobi")
+        t = time.perf_counter()
+        res = soft_value_iteration(mdp, tau, tol=1e-300, max_iter=n, V0=V, order="jacobi")
+        return time.perf_counter() - t, res.n_iter
 
-    soft_value_iteration(mdp, tau, tol=1e-300, max_iter=1, V0=V)  # compile
+    run(1)  # compile
+    # enough sweeps to rise above the per-call overhead and the timer's noise, but no
+    # more than the solver runs before it stops at the round-off floor
+    while k < 100_000:
+        t1, n1 = run(k)
+        if t1 > 5e-3 or run(4 * k)[1] < 4 * k:
+            break
+        k *= 4
     diffs = []
     for _ in range(max(1, repeat)):
-        t1 = median_time(run(k), 1, warmup=False)
-        t2 = median_time(run(2 * k), 1, warmup=False)
-        diffs.append((t2 - t1) / k)
-    return max(statistics.median(diffs), 1e-12)
+        t1, n1 = run(k)
+        t2, n2 = run(2 * k)
+        if n2 > n1:
+            diffs.append((t2 - t1) / (n2 - n1))
+    med = statistics.median(diffs) if diffs else float("nan")
+    return med if med > 0 else float("nan")  # below the timer's noise: not measurable
 
 
-def _fastsoft_solvers(mdp: TabularMDP, tau: float, tol: float):
+def _fastsoft_solvers(mdp: TabularMDP, tau: float):
     """``(label, run(tol, max_iter))`` pairs: Jacobi value iteration (the reference's
     algorithm, so the ratio is the kernels'), and fastsoft's own choice
-    (:func:`fastsoft.solve` with ``method="auto"``; Gauss-Seidel value iteration on
-    grids while ``solve`` is not available)."""
+    (:func:`fastsoft.solve` with ``method="auto"``)."""
+    from .solver import solve
     from .vi import soft_value_iteration
 
-    def vi(order):
-        return lambda t, n: soft_value_iteration(mdp, tau, tol=t, max_iter=n, order=order)
-
-    out = [("vi jacobi", vi("jacobi"))]
-    from .solver import solve
-
-    try:
-        takes_max_iter = "max_iter" in inspect.signature(solve).parameters
-    except (TypeError, ValueError):
-        takes_max_iter = False
-    try:
-        warm = {"tol": 1e-300, "max_iter": 1} if takes_max_iter else {"tol": 1.0}
-        solve(mdp, tau, method="auto", **warm)
-    except NotImplementedError:  # fastsoft.solve not available yet
-        if "grid" in mdp.info:
-            out.append(("vi gauss-seidel", vi("gauss-seidel")))
-        return out
-    if takes_max_iter:
-        out.append(("auto", lambda t, n: solve(mdp, tau, tol=t, method="auto", max_iter=n)))
-    else:
-        out.append(("auto", lambda t, n: solve(mdp, tau, tol=t if n is None else 1.0,
-                                               method="auto")))
-    return out
+    return [
+        ("vi jacobi", lambda t, n: soft_value_iteration(mdp, tau, tol=t, max_iter=n,
+                                                        order="jacobi")),
+        ("auto", lambda t, n: solve(mdp, tau, tol=t, method="auto", max_iter=n)),
+    ]
 
 
 def measure_ratios(
@@ -270,7 +268,7 @@ def measure_ratios(
             t0 = time.perf_counter()
             out = ref.soft_value_iteration(mdp, tau, tol=tol)
             t_r = time.perf_counter() - t0
-        for label, run in _fastsoft_solvers(mdp, tau, tol):
+        for label, run in _fastsoft_solvers(mdp, tau):
             run(1e-300, 1)  # warm-up: compilation
             t0 = time.perf_counter()
             res = run(tol, None)
@@ -332,3 +330,183 @@ def format_table(rows: list[BenchRow], *, header: bool = True) -> str:
 def format_row(row: BenchRow) -> str:
     """One row without the header."""
     return format_table([row], header=False)
+
+
+# ---------------------------------------------------------------------- records
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info() -> dict:
+    """Where and with what a benchmark ran: machine, CPU, threads, load, versions.
+
+    Returns
+    -------
+    dict
+        ``node``, ``system``, ``machine``, ``cpu``, ``cpu_count``,
+        ``numba_threads``, ``threading_layer`` (when known), ``load_average``
+        (1, 5, 15 min), and ``python``, ``numpy``, ``scipy``, ``numba``,
+        ``fastsoft`` versions.
+
+    Examples
+    --------
+    >>> sorted(machine_info())[:3]
+    ['cpu', 'cpu_count', 'fastsoft']
+    """
+    import numba
+    import scipy
+
+    from . import __version__
+
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        load = None
+    info = {
+        "node": platform.node(), "system": platform.platform(), "machine": platform.machine(),
+        "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+        "numba_threads": int(numba.get_num_threads()), "load_average": load,
+        "python": sys.version.split()[0], "numpy": np.__version__, "scipy": scipy.__version__,
+        "numba": numba.__version__, "fastsoft": __version__,
+    }
+    try:
+        info["threading_layer"] = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        pass
+    return info
+
+
+def _row_name(row: BenchRow) -> str:
+    return f"{row.problem} | {row.what}"
+
+
+def rows_to_json(rows: list[BenchRow], settings: Mapping | None = None) -> dict:
+    """A JSON-ready record of a benchmark run (pytest-benchmark's layout where it applies).
+
+    Parameters
+    ----------
+    rows : list of BenchRow
+    settings : mapping, optional
+        The options of the run (size, temperature, tol, repeat).
+
+    Returns
+    -------
+    dict
+        ``machine_info`` (:func:`machine_info`), ``datetime`` (UTC, ISO 8601),
+        ``settings``, and ``benchmarks``: one entry per figure with ``name``,
+        ``problem``, ``what``, ``stats.median`` (fastsoft's seconds),
+        ``reference_s``, ``ratio`` (reference / fastsoft; None when unknown) and
+        ``note``.
+    """
+    import datetime
+
+    def num(x: float):
+        return float(x) if np.isfinite(x) else None
+
+    return {
+        "machine_info": machine_info(),
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "settings": dict(settings or {}),
+        "benchmarks": [
+            {"name": _row_name(r), "problem": r.problem, "what": r.what,
+             "stats": {"median": num(r.fastsoft_s)}, "reference_s": num(r.reference_s),
+             "ratio": num(r.ratio), "note": r.note}
+            for r in rows
+        ],
+    }
+
+
+def parse_threshold(text) -> float:
+    """A regression threshold as a fraction: ``0.2``, ``"0.2"`` or ``"20%"`` give 0.2.
+
+    Raises
+    ------
+    ValueError
+        Unless it is a finite number >= 0.
+    """
+    t = str(text).strip()
+    try:
+        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ValueError(f"threshold must be a fraction such as 0.2 or a percentage such "
+                         f"as 20%, got {text!r}") from None
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"threshold must be >= 0, got {text!r}")
+    return v
+
+
+def compare_runs(current: Mapping, baseline: Mapping, threshold: float = 0.2) -> list[dict]:
+    """Compare two records of :func:`rows_to_json` figure by figure.
+
+    Parameters
+    ----------
+    current, baseline : mapping
+        Records (``json.load`` of files written by ``fastsoft bench --json``).
+    threshold : float
+        A figure regresses when its median time exceeds the baseline's by more
+        than this fraction (pytest-benchmark's ``--benchmark-compare-fail=median:20%``).
+
+    Returns
+    -------
+    list of dict
+        One per figure of ``current``: ``name``, ``baseline_s``, ``current_s``,
+        ``ratio`` (current / baseline; None without a baseline figure) and
+        ``regressed`` (bool).
+
+    Raises
+    ------
+    ValueError
+        If a record has no ``benchmarks`` list.
+    """
+    threshold = parse_threshold(threshold)
+
+    def medians(rec: Mapping, label: str) -> dict[str, float | None]:
+        b = rec.get("benchmarks") if isinstance(rec, Mapping) else None
+        if not isinstance(b, list):
+            raise ValueError(f"the {label} record has no 'benchmarks' list (write it with "
+                             f"fastsoft bench --json)")
+        out = {}
+        for e in b:
+            stats = e.get("stats") if isinstance(e, Mapping) else None
+            if isinstance(stats, Mapping) and "name" in e:
+                out[str(e["name"])] = stats.get("median")
+        return out
+
+    cur, base = medians(current, "current"), medians(baseline, "baseline")
+    out = []
+    for name, t in cur.items():
+        b = base.get(name)
+        ratio = (t / b) if (t is not None and b) else None
+        out.append({"name": name, "baseline_s": b, "current_s": t, "ratio": ratio,
+                    "regressed": bool(ratio is not None and ratio > 1.0 + threshold)})
+    return out
+
+
+def format_comparison(comparison: list[dict], threshold: float) -> str:
+    """Text table of :func:`compare_runs` (``REGRESSION`` marks the failures)."""
+    h = f"{'figure':68s} {'baseline':>10s} {'now':>10s} {'now/base':>9s}"
+    lines = [h, "-" * len(h)]
+    for c in comparison:
+        b = _fmt_time(c["baseline_s"]) if c["baseline_s"] is not None else "-"
+        t = _fmt_time(c["current_s"]) if c["current_s"] is not None else "-"
+        r = f"{c['ratio']:8.2f}x" if c["ratio"] is not None else f"{'new':>9s}"
+        flag = "  REGRESSION" if c["regressed"] else ""
+        lines.append(f"{c['name'][:68]:68s} {b:>10s} {t:>10s} {r}{flag}")
+    n_bad = sum(c["regressed"] for c in comparison)
+    lines.append(f"{n_bad} of {len(comparison)} figures slower than the baseline by more "
+                 f"than {threshold:.0%}")
+    return "\n".join(lines)
+
+
+def write_json(path, record: Mapping) -> None:
+    """Write a record as indented JSON."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")

@@ -27,14 +27,15 @@ saved with its certificate, and the status is 130.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
+import difflib
 import json
 import os
+import re
+import signal
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ _SOURCE_OPTIONS = {
 _GRID_DEFAULT = (100, 100)
 _DEFAULT_GAMMA = {"gridworld": 0.99, "random": 0.99, "maze": 0.9, "gym": 0.99}
 
+EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -68,11 +70,38 @@ class CLIError(Exception):
     """A user error: reported as one line ``fastsoft: error: ...``, exit status 2."""
 
 
+#: Numbers, including ``-1e-3`` (argparse's own pattern takes that for an option).
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse without the usage dump: errors raise :class:`CLIError`."""
+    """argparse without the usage dump or abbreviations: errors raise :class:`CLIError`.
+
+    ``allow_abbrev=False``: ``--row 5`` is an error, never a silent ``--rows 5``;
+    negative numbers such as ``--tol -1e-3`` are values (checked afterwards).
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str):  # type: ignore[override]
+        m = re.match(r"argument (\S+): invalid choice: '([^']*)'", message)
+        if m:
+            action = next((a for a in self._actions if m.group(1) in
+                           (a.dest, a.metavar, *a.option_strings)), None)
+            choices = list(getattr(action, "choices", None) or ())
+            message += _did_you_mean(m.group(2), [str(c) for c in choices])
         raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean X?"`` for the closest candidate (difflib), else ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {close[0]}?"
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -114,6 +143,15 @@ def _real(text: str) -> float:
     return v
 
 
+def _threshold(text: str) -> float:
+    from .benchmarking import parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _env_arg(text: str) -> tuple[str, Any]:
     import ast
 
@@ -143,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "file (keys P (S,A,S) or indptr/indices/probs, R (S,A), gamma; optional "
                     "terminal, initial, grid).",
         formatter_class=_Help)
-    s.add_argument("source", help="gridworld | random | maze | gym:<id> | file.npz")
+    s.add_argument("source", help="gridworld | random | maze | gym:<id> (a toy-text "
+                   "gymnasium id, e.g. gym:FrozenLake-v1) | file.npz")
     g = s.add_argument_group("gridworld")
     g.add_argument("--rows", type=_positive_int, default=None,
                    help=f"grid rows (default {_GRID_DEFAULT[0]})")
@@ -190,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "figures (--plot). Defaults: the paper's hyperparameters "
                     "(docs/theory.md §6.7).",
         formatter_class=_Help)
-    d.add_argument("task", choices=("maze", "huys"))
+    d.add_argument("task", choices=("maze", "huys"),
+                   help="maze: the Mattar & Daw maze (6x9); huys: the Huys et al. planning "
+                        "task")
     d.add_argument("--episodes", type=_nonneg_int, default=None,
                    help="learning episodes (default: maze 5000, huys 2000)")
     d.add_argument("--runs", type=_positive_int, default=5, help="independent runs")
@@ -233,15 +274,31 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--grid", type=_nonneg_int, default=None, help="grid side (0: skip)")
     b.add_argument("--states", type=_nonneg_int, default=None,
                    help="random-MDP states (0: skip)")
-    b.add_argument("--temperature", type=_real, default=0.1)
-    b.add_argument("--tol", type=_real, default=1e-8)
-    b.add_argument("--repeat", type=_positive_int, default=5)
+    b.add_argument("--temperature", type=_real, default=0.1,
+                   help="entropy weight tau >= 0 of the timed soft operator")
+    b.add_argument("--tol", type=_real, default=1e-8,
+                   help="certified tolerance of the timed full solves (> 0)")
+    b.add_argument("--repeat", type=_positive_int, default=5,
+                   help="timed repetitions per figure (medians are reported)")
+    b.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write every figure with the machine, CPU, threads, load and "
+                        "versions to this JSON file (a baseline for --compare)")
+    b.add_argument("--compare", type=Path, default=None, metavar="BASELINE",
+                   help="compare every figure with a JSON file written by --json: print "
+                        "the ratio new/baseline and exit 1 when one is slower than "
+                        "--fail-threshold allows")
+    b.add_argument("--fail-threshold", type=_threshold, default=0.2, metavar="FRACTION",
+                   help="with --compare: fail when a time grows by more than this fraction "
+                        "of the baseline's (0.2 or 20%%)")
     b.add_argument("--no-solve", action="store_true", help="time the sweep only")
     b.add_argument("--full", action="store_true",
                    help="also run the reference's full solve on large problems (minutes)")
     b.set_defaults(func=_cmd_bench)
 
-    i = sub.add_parser("info", help="versions, threads and optional extras")
+    i = sub.add_parser("info", help="versions, threads and optional extras",
+                       description="Print the versions of fastsoft, Python, NumPy and Numba, "
+                                   "the Numba thread count, and which optional extras "
+                                   "(plot, progress) are installed.")
     i.set_defaults(func=_cmd_info)
     return p
 
@@ -327,7 +384,7 @@ def load_npz(path: str | os.PathLike, gamma: float | None = None):
 
 
 def _gym_mdp(env_id: str, gamma: float, kwargs: dict):
-    from .mdp import TabularMDP
+    from ._common import as_tabular
 
     if not env_id:
         raise CLIError("gym: needs an environment id, e.g. gym:FrozenLake-v1")
@@ -338,25 +395,15 @@ def _gym_mdp(env_id: str, gamma: float, kwargs: dict):
     try:
         env = gymnasium.make(env_id, **kwargs)
     except Exception as exc:  # gymnasium raises many kinds (NameNotFound, TypeError, ...)
-        raise CLIError(f"cannot make gymnasium environment {env_id!r}: {exc}") from None
-    try:
-        mdp = TabularMDP.from_gymnasium(env, gamma)
+        hint = "" if (env_id in gymnasium.registry or "did you mean" in str(exc).lower()) \
+            else _did_you_mean(env_id, list(gymnasium.registry))
+        raise CLIError(f"cannot make gymnasium environment {env_id!r}: {exc}{hint}") from None
+    try:  # the grid layout (FrozenLake, CliffWalking, Taxi) comes with the MDP
+        return as_tabular(env, gamma, "gym:" + env_id)
     except TypeError as exc:
         raise CLIError(f"{env_id} is not a tabular environment: {exc}") from None
     finally:
         env.close()
-    desc = getattr(env.unwrapped, "desc", None)
-    if desc is not None and np.ndim(desc) == 2 and np.size(desc) == mdp.n_states:
-        rows, cols = np.shape(desc)
-        goals = tuple((int(r), int(c)) for r, c in np.argwhere(np.asarray(desc) == b"G"))
-        walls = ()
-        info = dict(mdp.info, grid=(int(rows), int(cols)), goals=goals, walls=walls,
-                    actions=("left", "down", "right", "up") if mdp.n_actions == 4 else None)
-        if info["actions"] is None:
-            del info["actions"]
-        mdp = TabularMDP(mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, mdp.gamma,
-                         mdp.terminal, mdp.initial, info)
-    return mdp
 
 
 def _check_source_options(args, kind: str) -> None:
@@ -372,6 +419,10 @@ def _make_mdp(args):
 
     src = args.source
     kind = ("gym" if src.startswith("gym:") else src if src in _SOURCES else "file")
+    if kind == "file" and not Path(src).exists() and Path(src).suffix != ".npz":
+        # not a file: a misspelt source (before any complaint about its options)
+        raise CLIError(f"unknown source {src!r}: choose gridworld, random, maze, gym:<id> "
+                       f"or an existing .npz file" + _did_you_mean(src, _SOURCES))
     _check_source_options(args, kind)
     gamma = args.gamma if args.gamma is not None else _DEFAULT_GAMMA.get(kind)
     if kind == "gridworld":
@@ -392,19 +443,7 @@ def _make_mdp(args):
     if kind == "gym":
         kwargs = dict(args.env_arg or [])
         return _gym_mdp(src[4:], gamma, kwargs), src
-    path = Path(src)
-    if not path.exists() and path.suffix != ".npz":
-        raise CLIError(f"unknown source {src!r}: choose gridworld, random, maze, gym:<id> "
-                       f"or an existing .npz file")
-    return load_npz(path, args.gamma), str(path)
-
-
-def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return load_npz(Path(src), args.gamma), src
 
 
 def _check_solve_args(args) -> None:
@@ -415,14 +454,96 @@ def _check_solve_args(args) -> None:
         raise CLIError(f"--tol must be > 0, got {args.tol}")
     if args.horizon is not None and args.method not in ("auto", "vi", "vi-gs"):
         raise CLIError("--horizon runs backward induction; use --method auto")
-    _check_writable(args.out)
+    if args.max_iter is not None and args.max_iter > _MAX_ITER:
+        raise CLIError(f"--max-iter {args.max_iter} is more than fastsoft runs in one call "
+                       f"(at most {_MAX_ITER}); a run that long would take days")
+    _check_writable(_npz_path(args.out))
     if args.plot is not None:
         _check_figure_path(args.plot)
 
 
+#: The largest --max-iter accepted (a sweep of even a tiny MDP takes ~1 us: 1e9
+#: sweeps are a quarter of an hour at the very least).
+_MAX_ITER = 10**9
+#: Bytes per state-action pair and per stored transition of a TabularMDP (float64
+#: rewards; int64 indptr; int64 indices and float64 probs), and the factor the
+#: builders and solvers need on top of the arrays (temporaries, V, Q, policy).
+_PAIR_BYTES, _NNZ_BYTES, _WORK_FACTOR = 16, 16, 6
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory of this machine (None if unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _refuse_if_too_big(need: float, what: str) -> None:
+    mem = _memory_bytes()
+    if mem is not None and need > mem:
+        raise CLIError(f"{what} needs about {need / 2**30:,.1f} GiB, more than this "
+                       f"machine's {mem / 2**30:,.1f} GiB of memory; choose a smaller size")
+
+
+def _check_sizes(args) -> None:
+    """Refuse sources that cannot fit in memory before building them."""
+    src = args.source
+    if src == "gridworld":
+        rows = args.rows if args.rows is not None else _GRID_DEFAULT[0]
+        cols = args.cols if args.cols is not None else _GRID_DEFAULT[1]
+        S, A, K = rows * cols, 4, 5
+        what = f"gridworld {rows}x{cols} ({S:,} states)"
+    elif src == "random":
+        S = 10_000 if args.states is None else args.states
+        A = 4 if args.actions is None else args.actions
+        K = 5 if args.successors is None else min(args.successors, S)
+        what = f"random_mdp with {S:,} states x {A} actions x {K} successors"
+    else:
+        return
+    _refuse_if_too_big(_WORK_FACTOR * (S * A * _PAIR_BYTES + S * A * K * _NNZ_BYTES), what)
+
+
+def _check_horizon_size(args, mdp) -> None:
+    if args.horizon is not None:  # V (H+1, S), Q and policy (H, S, A)
+        need = 8.0 * args.horizon * mdp.n_states * (1 + 2 * mdp.n_actions)
+        _refuse_if_too_big(need, f"--horizon {args.horizon} on {mdp.n_states:,} states")
+
+
+def _npz_path(path: Path | None) -> Path | None:
+    """The file ``--out`` writes: ``.npz`` appended when missing (as np.savez does)."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def _check_writable(path: Path | None) -> None:
-    if path is not None and not path.parent.exists():
-        raise CLIError(f"cannot write {path}: directory {path.parent} does not exist")
+    """Fail before any work when ``path`` cannot be written (naming ``path`` itself)."""
+    if path is None:
+        return
+    parent = path.parent
+    if not parent.exists():
+        raise CLIError(f"cannot write {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise CLIError(f"cannot write {path}: {parent} is not a directory")
+    if path.is_dir():
+        raise CLIError(f"cannot write {path}: it is a directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CLIError(f"cannot write {path}: permission denied")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot write {path}: directory {parent} is not writable")
+    try:  # the real test (root passes os.access everywhere, /proc refuses files)
+        fd = _anonymous_file(parent)
+        if fd is not None:
+            os.close(fd)
+        else:
+            import tempfile
+
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _check_figure_path(path: Path) -> None:
@@ -440,59 +561,82 @@ def _check_figure_path(path: Path) -> None:
 
 
 def _run_solver(mdp, args, callback):
-    """Run the solver named by ``args.method``; returns the SolveResult.
+    """Run the solver named by ``args.method`` with the progress callback.
 
-    ``auto`` is resolved by :func:`fastsoft.solver.choose_method`. Value iteration
-    (``vi``, ``vi-gs``) runs here through :func:`fastsoft.soft_value_iteration`,
-    exactly as :func:`fastsoft.solve` runs it, but with the progress callback;
-    other methods go to :func:`fastsoft.solve` (with the callback when it takes one).
+    A finite ``--horizon`` runs backward induction
+    (:func:`fastsoft.soft_value_iteration`); everything else goes to
+    :func:`fastsoft.solve` (``auto`` resolved there by ``choose_method``).
     """
+    from . import solver
     from .vi import soft_value_iteration
 
-    solve_module = importlib.import_module("fastsoft.solver")
-    solve = solve_module.solve
     tau, eta = args.temperature, args.kl_weight
     if args.horizon is not None:
         return soft_value_iteration(mdp, tau, kl_weight=eta, horizon=args.horizon)
-    method = args.method
-    choose = getattr(solve_module, "choose_method", None)
-    if method == "auto" and choose is not None:
-        method = choose(mdp, tau, eta)
-    if method in VI_METHODS:
-        return soft_value_iteration(mdp, tau, kl_weight=eta, order=VI_METHODS[method],
-                                    tol=args.tol, max_iter=args.max_iter, callback=callback)
-    kwargs: dict[str, Any] = dict(kl_weight=eta, tol=args.tol, method=method)
-    if args.max_iter is not None:
-        if not _accepts(solve, "max_iter"):
-            raise CLIError("--max-iter needs --method vi or vi-gs with this fastsoft.solve")
-        kwargs["max_iter"] = args.max_iter
-    if _accepts(solve, "callback"):
-        kwargs["callback"] = callback
-    try:
-        return solve(mdp, tau, **kwargs)
-    except NotImplementedError:
-        if args.method != "auto":
-            raise CLIError(f"--method {method}: fastsoft.solve is not available in this "
-                           f"build; use vi or vi-gs") from None
-        # a build without fastsoft.solve: Gauss-Seidel value iteration
-        return soft_value_iteration(mdp, tau, kl_weight=eta, order="gauss-seidel",
-                                    tol=args.tol, max_iter=args.max_iter, callback=callback)
+    return solver.solve(mdp, tau, kl_weight=eta, tol=args.tol, method=args.method,
+                        max_iter=args.max_iter, callback=callback)
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> Path:
-    """Write ``arrays`` to ``path`` (``.npz`` added if missing) through a temporary file."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    """Write ``arrays`` to ``path`` (``.npz`` added if missing) atomically.
+
+    The data go to an anonymous file in the target directory (``O_TMPFILE``:
+    a kill at any moment leaves nothing behind), which is then linked under a
+    temporary name and renamed over ``path`` (the old file stays intact until
+    the rename). Where ``O_TMPFILE`` is missing, a named temporary file is
+    used and removed on any error, SIGTERM included. Errors name ``path``.
+    """
+    path = _npz_path(path)
     _check_writable(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    old_term = None
+    if _in_main_thread():
+        old_term = signal.signal(signal.SIGTERM, _sigterm_to_exit)
     try:
-        np.savez(tmp, **arrays)
+        fd = _anonymous_file(path.parent)
+        linked = False
+        if fd is not None:
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **arrays)
+                    f.flush()
+                    os.link(f"/proc/self/fd/{f.fileno()}", tmp)
+                linked = True
+            except OSError:  # e.g. overlay file systems refuse the link: use a named file
+                pass
+        if not linked:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return path
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _sigterm_to_exit(signum, frame):
+    raise SystemExit(128 + signum)  # runs the ``finally`` that removes the temporary file
+
+
+def _anonymous_file(directory: Path) -> int | None:
+    """A file descriptor of an unnamed file in ``directory`` (Linux O_TMPFILE), or None."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.exists("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, flag | os.O_WRONLY, 0o644)
+    except OSError:  # file system without O_TMPFILE support
+        return None
 
 
 def _result_arrays(res, mdp, source: str, gamma: float) -> dict[str, Any]:
@@ -539,17 +683,20 @@ def _pyplot_agg():
 # ---------------------------------------------------------------------- solve
 def _cmd_solve(args) -> int:
     """``fastsoft solve``: returns the exit status."""
-    from .progress import progress_callback
+    from .progress import compile_notice, progress_callback
 
     _check_solve_args(args)
+    _check_sizes(args)
     t0 = time.perf_counter()
     mdp, label = _make_mdp(args)
     t_build = time.perf_counter() - t0
     if mdp.gamma >= 1.0 and args.horizon is None:
         raise CLIError(f"gamma = {mdp.gamma:g} needs a finite horizon: pass --horizon H "
                        f"(or a discount below 1 with --gamma)")
+    _check_horizon_size(args, mdp)
     _say(args, f"fastsoft: solving {label} ({mdp.n_states} states) with --method "
                f"{args.method}; Ctrl-C stops and keeps the partial result")
+    compile_notice(quiet=args.quiet)
     with progress_callback("solve", tol=args.tol, quiet=args.quiet,
                            catch_interrupt=True) as cb:
         res = _run_solver(mdp, args, cb)
@@ -640,15 +787,13 @@ def _cmd_dra(args) -> int:
                f"(beta {params['beta']:g}, lam {params['lam']:g}, sigma_base "
                f"{params['sigma_base']:g}, sigma0 {params['sigma0']:g})")
     t0 = time.perf_counter()
-    if _accepts(dra.train, "callback"):
-        from .progress import progress_callback
+    from .progress import compile_notice, progress_callback
 
-        with progress_callback("DRA", total=n_ep, unit="episodes", quiet=args.quiet,
-                               catch_interrupt=True) as cb:
-            res = dra.train(mdp, callback=cb, **kwargs)
-            cb.close()
-    else:
-        res = dra.train(mdp, **kwargs)
+    compile_notice(quiet=args.quiet)
+    with progress_callback("DRA", total=n_ep, unit="episodes", quiet=args.quiet,
+                           catch_interrupt=True) as cb:
+        res = dra.train(mdp, callback=cb, **kwargs)
+        cb.close()
     elapsed = time.perf_counter() - t0
     interrupted = bool(getattr(res, "interrupted", False))
     n_done = res.returns.shape[1]  # episodes completed (fewer if interrupted)
@@ -746,25 +891,66 @@ def _cmd_bench(args) -> int:
     from .benchmarking import (
         REFERENCE_SOLVE_MAX_PAIRS,
         bench_problems,
+        compare_runs,
+        format_comparison,
         format_row,
         format_table,
         measure_ratios,
+        rows_to_json,
+        write_json,
     )
 
     if args.temperature < 0:
         raise CLIError("--temperature must be >= 0")
     if not args.tol > 0:
         raise CLIError(f"--tol must be > 0, got {args.tol}")
+    _check_writable(args.json)
+    baseline = _load_baseline(args.compare) if args.compare is not None else None
     problems = bench_problems(args.size, grid=args.grid, states=args.states)
     print(f"fastsoft bench: size {args.size}, temperature {args.temperature:g}, "
           f"numba threads {numba.get_num_threads()}, medians of {args.repeat}")
     print(format_table([]))
-    measure_ratios(problems, temperature=args.temperature, tol=args.tol, repeat=args.repeat,
-                   solve=not args.no_solve,
-                   reference_solve_max_pairs=None if args.full else REFERENCE_SOLVE_MAX_PAIRS,
-                   report=lambda row: print(format_row(row), flush=True))
+    rows = measure_ratios(
+        problems, temperature=args.temperature, tol=args.tol, repeat=args.repeat,
+        solve=not args.no_solve,
+        reference_solve_max_pairs=None if args.full else REFERENCE_SOLVE_MAX_PAIRS,
+        report=lambda row: print(format_row(row), flush=True))
     print("ratio = reference time / fastsoft time (higher: fastsoft faster)")
+    settings = {"size": args.size, "grid": args.grid, "states": args.states,
+                "temperature": args.temperature, "tol": args.tol, "repeat": args.repeat,
+                "solve": not args.no_solve, "full": args.full}
+    record = rows_to_json(rows, settings)
+    if args.json is not None:
+        try:
+            write_json(args.json, record)
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"saved           {len(rows)} figures and the machine record -> {args.json}")
+    if baseline is not None:
+        comparison = compare_runs(record, baseline, args.fail_threshold)
+        print()
+        print(f"compared with {args.compare} ({baseline.get('datetime', '?')}, load "
+              f"{(baseline.get('machine_info') or {}).get('load_average')} then, "
+              f"{record['machine_info']['load_average']} now)")
+        print(format_comparison(comparison, args.fail_threshold))
+        if any(c["regressed"] for c in comparison):
+            return EXIT_REGRESSION
     return 0
+
+
+def _load_baseline(path: Path) -> dict:
+    """Read a ``--json`` record for ``--compare`` (before any timing)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            rec = json.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"--compare: no such file: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--compare: cannot read {path} as JSON ({exc})") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get("benchmarks"), list):
+        raise CLIError(f"--compare: {path} is not a record of 'fastsoft bench --json' "
+                       f"(no 'benchmarks' list)")
+    return rec
 
 
 def _cmd_info(args) -> int:
@@ -791,6 +977,27 @@ def _cmd_info(args) -> int:
 
 
 # ---------------------------------------------------------------------- entry point
+def _subparser(parser: argparse.ArgumentParser, command: str | None):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args, extras: Sequence[str]) -> str:
+    """The message for unknown arguments: the first unknown option, with suggestions
+    among the options of the subcommand it was given to, and that subcommand's help."""
+    sub = _subparser(parser, getattr(args, "command", None))
+    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    flags = [e for e in extras if e.startswith("-")]
+    if flags:
+        word = flags[0].split("=", 1)[0]
+        return (f"unrecognized option {word}" + _did_you_mean(word, options)
+                + f" (see '{sub.prog} --help')")
+    return f"unexpected argument{'s' if len(extras) > 1 else ''} {' '.join(extras)} " \
+           f"(see '{sub.prog} --help')"
+
+
 def _error(message: str) -> int:
     msg = " ".join(str(message).split()) or "unknown error"
     print(f"fastsoft: error: {msg}", file=sys.stderr, flush=True)
@@ -813,7 +1020,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise CLIError(_unrecognized(parser, args, extras))
     except CLIError as exc:
         return _error(str(exc))
     except SystemExit as exc:  # --help, --version
@@ -826,6 +1035,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(exc))
     except (ValueError, TypeError) as exc:
         return _error(str(exc))
+    except MemoryError as exc:
+        return _error(f"out of memory{': ' + str(exc) if str(exc) else ''} (choose a smaller "
+                      f"problem, --max-iter or --horizon)")
     except OSError as exc:
         return _error(f"{exc.strerror or exc}"
                       + (f": {exc.filename}" if getattr(exc, "filename", None) else ""))

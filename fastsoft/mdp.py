@@ -417,7 +417,9 @@ class TabularMDP:
         non-terminating transitions, one extra absorbing terminal state
         (index ``S``) is appended and the terminating transitions lead there.
         The initial distribution is taken from ``initial_state_distrib`` (or
-        ``isd``) when the environment has one.
+        ``isd``) when the environment has one. FrozenLake, CliffWalking and
+        Taxi also get their grid layout in ``info`` (see
+        :func:`fastsoft.envs.layouts.toy_text_layout`), so every plot works on them.
         """
         u = getattr(env, "unwrapped", env)
         P = getattr(u, "P", None)
@@ -481,6 +483,9 @@ class TabularMDP:
             if conflict:
                 init = np.append(init, 0.0)
         info = {"source": f"gymnasium:{getattr(getattr(u, 'spec', None), 'id', type(u).__name__)}"}
+        from .envs.layouts import toy_text_layout  # grid, holes, cliff, goals, actions
+
+        info.update(toy_text_layout(u, S))
         return cls._build(
             np.asarray(indptr, dtype=np.int64),
             np.asarray(rows_idx, dtype=np.int64),

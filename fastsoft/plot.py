@@ -22,7 +22,8 @@ figure) they are given, or on new ones, and return them; they never call ``show`
 Grid layouts come from ``mdp.info``: ``grid = (rows, cols)`` with state
 ``r * cols + c`` (or ``grid_index``, an int array ``(layers, rows, cols)`` of
 the state in each cell, ``-1`` for none, as for Taxi), and optional cell lists
-``walls``, ``holes``, ``cliff``, ``goals`` and ``actions`` (names).
+``walls``, ``holes``, ``cliff``, ``goals`` and ``actions`` (names); with
+``grid_index``, ``layer_goals`` etc. give the cells of each layer.
 """
 
 from __future__ import annotations
@@ -162,8 +163,9 @@ def _cells(mdp: TabularMDP, key: str, rows: int, cols: int, layer: int) -> np.nd
     """Boolean (rows, cols) mask of ``info[key]`` cells (per layer when a list of lists)."""
     mask = np.zeros((rows, cols), dtype=bool)
     cells = mdp.info.get(key, ()) or ()
-    if mdp.info.get("grid_index") is not None and key in mdp.info.get("layered", ()):
-        cells = cells[layer]
+    per_layer = mdp.info.get(f"layer_{key}")
+    if mdp.info.get("grid_index") is not None and per_layer is not None:
+        cells = per_layer[layer]
     for cell in cells:
         r, c = (int(x) for x in cell)
         mask[r, c] = True
@@ -282,7 +284,7 @@ def _draw_arrows(ax, pol, index, live, names, max_arrows: int, mode: str) -> Non
     X, Y, U, W = (np.concatenate(v) if v else np.zeros(0) for v in (X, Y, U, W))
     ax.quiver(X, Y, U, W, color="white", angles="xy", scale_units="xy", scale=1.0,
               width=0.005, headwidth=3.5, headlength=4, headaxislength=3.5, pivot=pivot,
-              edgecolor="black", linewidth=0.4, label="_policy")
+              edgecolor="black", linewidth=0.4, label="_policy", zorder=5)
 
 
 def _marker_legend(ax, handles, *, below: bool = True) -> None:

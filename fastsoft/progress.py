@@ -11,7 +11,9 @@ error bound on a log scale, from the first bound reported down to ``tol``::
     >>> with progress_callback("soft VI", tol=1e-8) as cb:  # doctest: +SKIP
     ...     res = fs.soft_value_iteration(mdp, 0.1, tol=1e-8, callback=cb)
 
-The bar is drawn only when standard error is a terminal (and tqdm is
+The bar shows the elapsed time and an estimate of the time left (tqdm's
+rate of progress along the log-scale bar: exact for linear convergence, the
+rate of value iteration). The bar is drawn only when standard error is a terminal (and tqdm is
 installed); otherwise the callback is silent and costs nothing. Used as a
 context manager with ``catch_interrupt=True``, the first Ctrl-C asks the
 solver to stop (the callback returns True at its next call, so the solver
@@ -35,7 +37,67 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-__all__ = ["ProgressCallback", "progress_callback", "solver_progress", "bound_fraction"]
+__all__ = ["ProgressCallback", "progress_callback", "solver_progress", "bound_fraction",
+           "compile_notice", "kernels_cached"]
+
+#: The one-line notice shown before a run that compiles the kernels.
+COMPILE_NOTICE = "fastsoft: compiling kernels (first run only; later runs load them from disk)"
+
+
+def kernels_cached() -> bool:
+    """Whether Numba's on-disk cache holds fastsoft kernels (a cheap file-system check).
+
+    Looks for Numba index files (``*.nbi``) in the package's ``__pycache__``
+    folders and in ``NUMBA_CACHE_DIR`` when that is set. This is the seam for
+    a backend hook: a backend that knows exactly which kernels a call needs
+    can replace it.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> isinstance(kernels_cached(), bool)
+    True
+    """
+    import os
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parent
+    roots = [pkg]
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if cache_dir:
+        roots.append(Path(cache_dir))
+    for root in roots:
+        try:
+            for _ in root.rglob("*.nbi"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def compile_notice(*, quiet: bool = False, file: IO[str] | None = None) -> bool:
+    """Print :data:`COMPILE_NOTICE` on a terminal when the kernels are not cached yet.
+
+    Parameters
+    ----------
+    quiet : bool
+        Print nothing.
+    file : text stream, optional
+        Default ``sys.stderr``; nothing is printed unless it is a terminal.
+
+    Returns
+    -------
+    bool
+        Whether the notice was printed.
+    """
+    stream = file if file is not None else sys.stderr
+    if quiet or not _is_tty(stream) or kernels_cached():
+        return False
+    print(COMPILE_NOTICE, file=stream, flush=True)
+    return True
 
 #: Resolution of the bar (the bar counts in thousandths of the way to ``tol``).
 _STEPS = 1000
@@ -164,8 +226,8 @@ class ProgressCallback:
     def _format(self, text: str) -> str:
         """tqdm's bar_format with ``text`` (the bound, counts) in place."""
         text = text.replace("{", "{{").replace("}", "}}")
-        if self.tol is not None:
-            return "{desc}: {percentage:3.0f}%|{bar}| " + text + " [{elapsed}]"
+        if self.tol is not None:  # ETA: linear convergence is linear on this log scale
+            return "{desc}: {percentage:3.0f}%|{bar}| " + text + " [{elapsed}<{remaining}]"
         return ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} " + self.unit
                 + (" " + text if text else "") + " [{elapsed}<{remaining}]")
 

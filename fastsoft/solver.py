@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._common import check_int, check_mdp, check_real, check_vector, make_regularizer
+from ._common import (
+    as_tabular,
+    check_int,
+    check_mdp,
+    check_real,
+    check_vector,
+    make_regularizer,
+)
 from .mdp import TabularMDP
 from .pi import DIRECT_MAX_STATES, _pi_loop
 from .result import SolveResult
@@ -68,6 +75,7 @@ def solve(
     max_iter: int | None = None,
     callback: Callable[[dict], bool | None] | None = None,
     progress: bool = False,
+    gamma: float | None = None,
 ) -> SolveResult:
     """Solve a (regularized) MDP to a certified sup-norm error ``tol``.
 
@@ -123,7 +131,11 @@ def solve(
 
     Parameters
     ----------
-    mdp : TabularMDP
+    mdp : TabularMDP or gymnasium.Env
+        A gymnasium environment with a transition table (``env.unwrapped.P``:
+        FrozenLake, CliffWalking, Taxi, fastsoft's registered ids) is read
+        with :meth:`TabularMDP.from_gymnasium`; one without (Blackjack) is a
+        TypeError.
     temperature : float
         Entropy weight ``tau >= 0`` (not an inverse temperature).
     kl_weight : float
@@ -145,6 +157,9 @@ def solve(
     progress : bool
         Progress bar of the certified bound (tqdm, on a terminal) and a clean
         stop on Ctrl-C (``interrupted=True``).
+    gamma : float, optional
+        Discount of a gymnasium environment (default 0.99; toy-text
+        environments have none of their own). Not for a TabularMDP.
 
     Returns
     -------
@@ -152,7 +167,7 @@ def solve(
         ``method`` names what ran, e.g. ``"value_iteration[gauss-seidel]"``.
     """
     t_start = time.perf_counter()
-    mdp = check_mdp(mdp)
+    mdp = as_tabular(mdp, gamma)
     reg = make_regularizer(mdp, temperature, kl_weight, prior)
     tol = check_real(tol, "tol", low=0.0, low_open=True)
     if not isinstance(method, str) or method not in METHODS:

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -348,3 +349,64 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, grid_solution):
         plot.value_heatmap(mdp, res.V)
     with pytest.raises(ImportError, match=r"fastsoft\[plot\]"):
         plot.convergence(res)
+
+
+# ---------------------------------------------------------------- toy-text layouts (from_gymnasium)
+def test_frozenlake_layout_and_heatmap():
+    env = gym.make("FrozenLake-v1")
+    mdp = fs.TabularMDP.from_gymnasium(env, 0.99)
+    info = mdp.info
+    assert info["grid"] == (4, 4)
+    assert set(info["holes"]) == {(1, 1), (1, 3), (2, 3), (3, 0)}
+    assert info["goals"] == ((3, 3),)
+    assert info["actions"] == ("left", "down", "right", "up")
+    res = fs.solve(mdp)
+    ax = plot.value_heatmap(mdp, res)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["hole", "goal", "start"]
+    assert "FrozenLake-v1" in ax.get_title()
+
+
+def test_cliffwalking_layout():
+    mdp = fs.TabularMDP.from_gymnasium(gym.make("CliffWalking-v1"), 0.99)
+    assert mdp.info["grid"] == (4, 12)
+    assert mdp.info["cliff"] == tuple((3, c) for c in range(1, 11))
+    assert mdp.info["goals"] == ((3, 11),)
+    res = fs.solve(mdp)
+    ax = plot.value_heatmap(mdp, res)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:3] == ["cliff", "goal",
+                                                                       "start"]
+    # the greedy path from the start goes up (action 0) first, never into the cliff
+    assert res.action[36] == 0
+
+
+def test_taxi_layers():
+    env = gym.make("Taxi-v4")
+    u = env.unwrapped
+    mdp = fs.TabularMDP.from_gymnasium(env, 0.95)
+    gi = np.asarray(mdp.info["grid_index"])
+    assert gi.shape == (20, 5, 5) and mdp.info["grid"] == (5, 5)
+    # every state of the environment sits in exactly one cell of one layer
+    assert sorted(gi.ravel().tolist()) == list(range(500))
+    r, c, p, d = 2, 3, 1, 2
+    assert gi[p * 4 + d, r, c] == u.encode(r, c, p, d)
+    assert mdp.info["layer_goals"][p * 4 + d] == (tuple(u.locs[d]),)
+    res = fs.solve(mdp)
+    ax = plot.value_heatmap(mdp, res, layer=p * 4 + d)
+    assert "passenger at G, destination Y" in ax.get_title()
+    with pytest.raises(ValueError, match="layer"):
+        plot.value_heatmap(mdp, res, layer=20)
+
+
+def test_solve_accepts_a_gymnasium_env():
+    env = gym.make("FrozenLake-v1")
+    res = fs.solve(env, gamma=0.9)
+    ref = fs.solve(fs.TabularMDP.from_gymnasium(env, 0.9))
+    np.testing.assert_array_equal(res.V, ref.V)
+    assert fs.solve(env).V.shape == (16,)  # default gamma 0.99
+    with pytest.raises(TypeError, match="no transition table"):
+        fs.solve(gym.make("Blackjack-v1"))
+    with pytest.raises(TypeError, match="TabularMDP or a gymnasium environment"):
+        fs.solve("FrozenLake-v1")
+    with pytest.raises(ValueError, match="with_gamma"):
+        fs.solve(fs.gridworld(3, 3, gamma=0.9), gamma=0.5)

@@ -207,3 +207,33 @@ def test_solver_progress_helper(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is previous
     assert res.converged and seen and seen[-1] == cb.last
     assert "soft VI" in out.getvalue() and "bound=" in out.getvalue()
+
+
+def test_bar_shows_eta_and_compile_notice(tmp_path, monkeypatch):
+    import io
+
+    from fastsoft import progress
+
+    cb = progress.ProgressCallback("solve", tol=1e-8, enabled=True, file=io.StringIO())
+    assert "{remaining}" in cb._format("x")  # the ETA field of the bar
+    # the cache check: index files under the package or NUMBA_CACHE_DIR
+    monkeypatch.setattr(progress, "__file__", str(tmp_path / "pkg" / "progress.py"))
+    (tmp_path / "pkg").mkdir()
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert progress.kernels_cached() is False
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    assert progress.compile_notice(file=out) is True
+    assert out.getvalue() == progress.COMPILE_NOTICE + "\n"
+    assert progress.compile_notice(file=Tty(), quiet=True) is False
+    assert progress.compile_notice(file=io.StringIO()) is False  # not a terminal
+    cache = tmp_path / "cache"
+    (cache / "x").mkdir(parents=True)
+    (cache / "x" / "k.nbi").write_bytes(b"")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    assert progress.kernels_cached() is True
+    assert progress.compile_notice(file=Tty()) is False
