@@ -4,6 +4,7 @@ Importing fastsoft compiles nothing: kernels are compiled on first use and
 cached on disk.
 """
 
+from ._version import __version__ as __version__
 from .generators import gridworld, huys_planning_task, mattar_daw_maze, random_mdp
 from .mdp import TabularMDP
 from .pi import (
@@ -23,8 +24,6 @@ from .sampling import (
 )
 from .solver import solve
 from .vi import bellman_backup, soft_value_iteration, value_iteration
-
-__version__ = "0.1.0"
 
 # Submodules with heavier imports load on first attribute access (PEP 562),
 # keeping ``import fastsoft`` fast.

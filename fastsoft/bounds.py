@@ -46,7 +46,7 @@ def _as_q(Q, name="Q") -> np.ndarray:
     return arr
 
 
-def _as_prior(prior, shape, name="prior") -> np.ndarray:
+def _as_prior(prior, shape, name="prior") -> np.ndarray | None:
     if prior is None:
         return None
     mu = np.asarray(prior, dtype=np.float64)

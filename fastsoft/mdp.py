@@ -108,6 +108,20 @@ class TabularMDP:
         Read-only metadata (e.g. ``{"grid": (rows, cols), "walls": ..., "goals": ...}``).
     """
 
+    # attribute types for type checkers (set once in __init__; slots hold the values)
+    n_states: int
+    n_actions: int
+    gamma: float
+    indptr: np.ndarray
+    indices: np.ndarray
+    probs: np.ndarray
+    rewards: np.ndarray
+    terminal: np.ndarray | None
+    initial: np.ndarray | None
+    info: Mapping[str, Any]
+    _cache: dict[Any, Any]
+    _frozen: bool
+
     __slots__ = (
         "n_states",
         "n_actions",
@@ -441,7 +455,7 @@ class TabularMDP:
         # transitions out of terminal states never happen; among the others, a
         # state reached both with and without `terminated` needs a fresh sink
         cont = np.zeros(S, dtype=bool)
-        for s in np.flatnonzero(~ends):
+        for s in np.flatnonzero(~ends).tolist():
             for a in range(len(P[s])):
                 for prob, ns, _r, done in P[s][a]:
                     if prob != 0 and not done:
@@ -618,9 +632,9 @@ class TabularMDP:
         t2 = other.terminal if other.terminal is not None else np.zeros(other.n_states, bool)
         if not np.array_equal(t1, t2):
             return False
-        if (self.initial is None) != (other.initial is None):
-            return False
-        return self.initial is None or np.allclose(self.initial, other.initial, rtol=0, atol=atol)
+        if self.initial is None or other.initial is None:
+            return self.initial is None and other.initial is None
+        return np.allclose(self.initial, other.initial, rtol=0, atol=atol)
 
     def __eq__(self, other) -> bool:
         return self.allclose(other, atol=0.0) if isinstance(other, TabularMDP) else NotImplemented
@@ -629,7 +643,7 @@ class TabularMDP:
 
     def __repr__(self) -> str:
         extra = ""
-        if self.has_terminal:
+        if self.terminal is not None and self.has_terminal:
             extra += f", terminal={int(self.terminal.sum())}"
         return (
             f"TabularMDP(n_states={self.n_states}, n_actions={self.n_actions}, nnz={self.nnz}, "

@@ -1,7 +1,7 @@
 """Trajectory sampling, Monte Carlo policy evaluation and occupancy measures.
 
 Conventions (docs/theory.md §1)
------------------------
+-------------------------------
 * A *policy* is an ``(S, A)`` array of probabilities (rows sum to 1, zero on
   infeasible actions), a time-dependent ``(T, S, A)`` array (``policy[t]`` is
   used at step ``t``), or an integer ``(S,)`` array of actions (deterministic).

@@ -1,10 +1,41 @@
-"""The README's API tour runs as written."""
+"""The README is true: its API tour runs as written, and its Install, Test and Development
+sections show exactly the commands CI (``.ci/run``) runs."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CI = ROOT / ".ci" / "run"
+
+
+def _section(text: str, title: str) -> str:
+    """The body of README section ``title`` (up to the next heading of the same or higher level)."""
+    m = re.search(rf"^(#+) {re.escape(title)}\n", text, re.M)
+    assert m, f"README has no section {title!r}"
+    level = len(m.group(1))
+    end = re.search(rf"^#{{1,{level}}} ", text[m.end():], re.M)
+    return text[m.end():m.end() + end.start()] if end else text[m.end():]
+
+
+def _code_lines(section: str) -> list[str]:
+    """The lines of a section's fenced code blocks."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", section, re.S)
+    return [line.strip() for b in blocks for line in b.splitlines() if line.strip()]
+
+
+def _ci_commands() -> dict[str, list[str]]:
+    """README section -> the commands ``.ci/run`` runs under a ``# README: <section>`` tag."""
+    lines = CI.read_text().splitlines()
+    out: dict[str, list[str]] = {}
+    for tag, cmd in zip(lines, lines[1:], strict=False):
+        m = re.match(r"# README: (\w+)", tag.strip())
+        if m:
+            cmd = re.sub(r"^step \S+ ", "", cmd.strip())  # the step wrapper's name
+            out.setdefault(m.group(1), []).append(cmd)
+    return out
 
 
 def _api_tour() -> str:
@@ -24,6 +55,20 @@ def test_readme_api_tour_runs(tmp_path):
 
 def test_readme_names_the_ci_commands():
     text = README.read_text()
-    ci = (README.parent / ".ci" / "run").read_text()
-    assert 'pip install ".[test,plot,progress]"' in text and "python -m pytest -q" in text
-    assert 'pip install ".[test,plot,progress]"' in ci and "python -m pytest -q" in ci
+    ci = _ci_commands()
+    assert set(ci) == {"Install", "Test", "Development"}, ci
+    for title, commands in ci.items():
+        shown = _code_lines(_section(text, title))
+        # every command CI runs is shown in its section, and the section shows nothing else
+        assert shown == commands, (title, shown, commands)
+    assert ci["Install"] == ['python -m pip install ".[test,plot,progress]"']
+    assert "python -m pytest -q" in ci["Test"]
+
+
+def test_version_is_written_once():
+    """CITATION.cff and the changelog name the version that fastsoft/_version.py holds."""
+    import fastsoft
+
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert re.search(rf'^version: "{re.escape(fastsoft.__version__)}"$', cff, re.M)
+    assert f"## {fastsoft.__version__}" in (ROOT / "CHANGELOG.md").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -117,19 +117,21 @@ def _check_mdp(mdp, name: str, max_steps: int | None) -> None:
 def _trap_state(mdp: TabularMDP) -> int | None:
     """A state reachable from the initial support from which no terminal state is reachable."""
     S, A = mdp.n_states, mdp.n_actions
+    terminal = cast(np.ndarray, mdp.terminal)  # the callers checked both are set
+    initial = cast(np.ndarray, mdp.initial)
     rows = np.repeat(np.arange(S * A), np.diff(mdp.indptr))
     src = rows // A
-    keep = mdp.feasible.ravel()[rows] & (mdp.probs > 0) & ~mdp.terminal[src]
+    keep = mdp.feasible.ravel()[rows] & (mdp.probs > 0) & ~terminal[src]
     src, dst = src[keep], mdp.indices[keep].astype(np.int64)
     # node S: a virtual source linked to the initial support
-    start = np.flatnonzero(mdp.initial > 0)
+    start = np.flatnonzero(initial > 0)
     g = sp.csr_matrix((np.ones(len(src) + len(start)),
                        (np.concatenate([src, np.full(len(start), S)]),
                         np.concatenate([dst, start]))), shape=(S + 1, S + 1))
     reach = np.zeros(S + 1, bool)
     reach[csgraph.breadth_first_order(g, S, directed=True, return_predecessors=False)] = True
     # node S: a virtual sink linked from the terminal states (reverse graph)
-    term = np.flatnonzero(mdp.terminal)
+    term = np.flatnonzero(terminal)
     gr = sp.csr_matrix((np.ones(len(src) + len(term)),
                         (np.concatenate([dst, np.full(len(term), S)]),
                          np.concatenate([src, term]))), shape=(S + 1, S + 1))
@@ -189,7 +191,7 @@ def _spawn_generators(seed, n_runs: int) -> list[tuple[np.random.Generator, np.r
     ``r``'s learning/gradient stream and its evaluation stream. Shared with
     :mod:`fastsoft.reference.dra`.
     """
-    root = np.random.default_rng(seed).bit_generator.seed_seq
+    root = cast(np.random.SeedSequence, np.random.default_rng(seed).bit_generator.seed_seq)
     out = []
     for child in root.spawn(n_runs):
         learn, ev = child.spawn(2)

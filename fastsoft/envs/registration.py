@@ -22,9 +22,12 @@ seeded by ``reset(seed=...)``. Each id also has a vector entry point, so
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 
 from ..generators import gridworld, huys_planning_task, mattar_daw_maze, random_mdp
+from ..mdp import TabularMDP
 from .tabular import TabularEnv
 from .vector import TabularVectorEnv
 
@@ -40,7 +43,7 @@ def _random_mdp(n_states: int = 16, n_actions: int = 4, n_successors: int = 3, *
     return random_mdp(n_states, n_actions, n_successors, gamma=gamma, seed=seed, **kwargs)
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[..., TabularMDP]] = {
     "GridWorld": _gridworld,
     "RandomMDP": _random_mdp,
     "MattarDawMaze": mattar_daw_maze,

@@ -130,8 +130,9 @@ class TabularEnv(gym.Env[int, int]):
                                            allow_none=True)
         self.render_mode = _check_render_mode(render_mode, self.metadata["render_modes"])
         S, A = mdp.n_states, mdp.n_actions
-        self.observation_space = spaces.Discrete(S)
-        self.action_space = spaces.Discrete(A)
+        # Discrete(n) is a Space[np.int64]; observations are returned as Python ints
+        self.observation_space = spaces.Discrete(S)  # type: ignore[assignment]
+        self.action_space = spaces.Discrete(A)  # type: ignore[assignment]
         self._n_actions = A
         self._indptr = mdp.indptr
         self._indices = mdp.indices

@@ -263,7 +263,8 @@ def anderson_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, ord
     steps = ["gs+", "gs-"] + ([] if has_term else ["jacobi"]) if gs else ["jacobi"]
     x = np.zeros(mdp.n_states) if V0 is None else np.array(V0, dtype=np.float64)
     x[~nonterm] = 0.0
-    Fh, Gh = [], []  # difference histories, oldest first
+    Fh: list[np.ndarray] = []  # difference histories, oldest first
+    Gh: list[np.ndarray] = []
     fp = gp = None
     best = np.inf
     hist = []
