@@ -37,7 +37,7 @@ import numpy as np
 from .mdp import TabularMDP
 
 __all__ = ["value_heatmap", "dra_maps", "dra_history", "convergence", "grid_shape",
-           "grid_layout"]
+           "grid_layout", "cell_mask"]
 
 #: Arrow direction (dx, dy) in image coordinates (row 0 at the top) per action name.
 _ARROWS = {"up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0),
@@ -159,8 +159,29 @@ def grid_layout(mdp: TabularMDP, layer: int = 0) -> np.ndarray:
     return gi[int(layer)]
 
 
-def _cells(mdp: TabularMDP, key: str, rows: int, cols: int, layer: int) -> np.ndarray:
-    """Boolean (rows, cols) mask of ``info[key]`` cells (per layer when a list of lists)."""
+def cell_mask(mdp: TabularMDP, key: str, layer: int = 0) -> np.ndarray:
+    """Boolean ``(rows, cols)`` mask of the cells listed in ``mdp.info[key]``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+        A grid MDP.
+    key : str
+        ``"walls"``, ``"holes"``, ``"cliff"``, ``"goals"`` (or any list of cells).
+    layer : int
+        For layered grids: ``info["layer_" + key][layer]`` when it exists.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Examples
+    --------
+    >>> import fastsoft as fs
+    >>> int(cell_mask(fs.gridworld(3, 3), "goals")[2, 2])
+    1
+    """
+    rows, cols = grid_shape(mdp)
     mask = np.zeros((rows, cols), dtype=bool)
     cells = mdp.info.get(key, ()) or ()
     per_layer = mdp.info.get(f"layer_{key}")
@@ -310,7 +331,7 @@ def _grid_decorations(ax, mdp: TabularMDP, index: np.ndarray,
     overlay = np.zeros((rows, cols, 4))
     dead = np.zeros((rows, cols), dtype=bool)
     for key, (label, colour) in _CELL_KINDS.items():
-        m = _cells(mdp, key, rows, cols, layer)
+        m = cell_mask(mdp, key, layer)
         if m.any():
             overlay[m] = to_rgba(colour)
             handles.append(Patch(facecolor=colour, edgecolor="none", label=label))
@@ -322,7 +343,7 @@ def _grid_decorations(ax, mdp: TabularMDP, index: np.ndarray,
     dead = dead | nostate
     if overlay[..., 3].any():
         ax.imshow(overlay, interpolation="nearest", origin="upper", zorder=2)
-    goals = _cells(mdp, "goals", rows, cols, layer)
+    goals = cell_mask(mdp, "goals", layer)
     if goals.any():
         r, c = np.nonzero(goals)
         ax.plot(c, r, zorder=4, clip_on=False, **_GOAL_STYLE, label="goal")

@@ -47,7 +47,8 @@ def test_check_env_passes(name):
 def test_registered_ids_pass_check_env(env_id):
     env = gym.make(env_id, render_mode="ansi")
     assert isinstance(env.unwrapped, TabularEnv)
-    assert _checked(env.unwrapped) == []
+    msgs = _checked(env.unwrapped)  # every mode is made; headless human mode says so
+    assert all("cannot open a window" in m for m in msgs), msgs
 
 
 @pytest.mark.parametrize("name", list(_generator_mdps()))
@@ -180,7 +181,7 @@ def test_step_errors():
     with pytest.raises(TypeError, match="integer"):
         env.reset(options={"state": "a"})
     with pytest.raises(ValueError, match="render_mode"):
-        TabularEnv(mdp, render_mode="human")
+        TabularEnv(mdp, render_mode="rgb")
     with pytest.raises(ValueError, match="max_episode_steps"):
         TabularEnv(mdp, max_episode_steps=0)
     with pytest.raises(TypeError, match="mdp"):
@@ -209,6 +210,55 @@ def test_render_ansi():
     assert "state" in other.render() and "action 1" in other.render()
     with pytest.warns(UserWarning, match="render mode"):
         assert TabularEnv(mdp).render() is None
+
+
+def test_render_rgb_array_draws_cells_and_agent():
+    pytest.importorskip("matplotlib")
+    mdp = fs.gridworld(3, 4, walls=[(1, 1)], goals=[(2, 3)], start=(0, 0))
+    env = TabularEnv(mdp, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    h, w, _ = frame.shape
+    assert (h, w) == (3 * 48, 4 * 48)  # 48 pixels per cell on small grids
+
+    def cell(r, c):
+        return frame[int((r + 0.5) * h / 3), int((c + 0.5) * w / 4)].astype(int)
+
+    assert cell(0, 0)[2] > 150 and cell(0, 0)[0] < 100  # the agent (blue) at the start
+    assert np.all(np.abs(cell(1, 1) - 89) <= 2)  # the wall, dark grey
+    assert cell(2, 3)[0] > 240 and cell(2, 3)[2] < 30  # the goal, gold
+    env.step(1)  # down to (1, 0)
+    frame2 = env.render()
+    assert frame2[int(1.5 * h / 3), int(0.5 * w / 4)][2] > 150
+    assert not np.array_equal(frame, frame2)
+    env.close()
+    # non-grid MDPs: a square array of states
+    other = TabularEnv(fs.random_mdp(10, 2, 2, gamma=0.9, seed=0), render_mode="rgb_array")
+    other.reset(seed=0)
+    assert other.render().shape == (3 * 48, 4 * 48, 3)  # 10 states in 3 rows of 4
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_env_with_every_render_mode(env_id):
+    """check_env with its render checks on: every declared mode is made and rendered."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg", force=True)  # no windows in test runs, even with a display
+    env = gym.make(env_id)
+    assert env.spec.max_episode_steps is not None
+    assert env.unwrapped.metadata["render_modes"] == ["ansi", "rgb_array", "human"]
+    msgs = _checked(env.unwrapped)
+    # headless (Agg): human mode draws off screen and says so
+    assert all("cannot open a window" in m for m in msgs), msgs
+
+
+def test_toy_text_grid_render():
+    pytest.importorskip("matplotlib")
+    mdp = fs.TabularMDP.from_gymnasium(gym.make("Taxi-v4"), 0.9)
+    env = TabularEnv(mdp, render_mode="rgb_array")
+    env.reset(seed=1)
+    assert env.render().shape == (5 * 48, 5 * 48, 3)
+    assert "state" in render_ansi(mdp, 3)  # layered grids: no 5x5 text picture
 
 
 # -------------------------------------------------------------------- registration

@@ -5,14 +5,19 @@
 =============================  =======================================  =================
 id                             MDP (keyword arguments go to)            max_episode_steps
 =============================  =======================================  =================
-``fastsoft/GridWorld-v0``      :func:`fastsoft.gridworld` (rows=5,      none
+``fastsoft/GridWorld-v0``      :func:`fastsoft.gridworld` (rows=5,      500
                                cols=5 by default)
 ``fastsoft/RandomMDP-v0``      :func:`fastsoft.random_mdp` (n_states=   100
                                16, n_actions=4, n_successors=3,
                                gamma=0.99, seed=0 by default)
-``fastsoft/MattarDawMaze-v0``  :func:`fastsoft.mattar_daw_maze`         none
-``fastsoft/HuysPlanning-v0``   :func:`fastsoft.huys_planning_task`      none (ends at depth)
+``fastsoft/MattarDawMaze-v0``  :func:`fastsoft.mattar_daw_maze`         1000
+``fastsoft/HuysPlanning-v0``   :func:`fastsoft.huys_planning_task`      100 (episodes end at
+                                                                        the depth, <= 6 steps)
 =============================  =======================================  =================
+
+Every id has a ``max_episode_steps`` (gymnasium's ``TimeLimit``), so random
+agents always finish; pass ``max_episode_steps=...`` to ``gym.make`` for
+larger grids.
 
 e.g. ``gym.make("fastsoft/GridWorld-v0", rows=10, cols=10, slip=0.1)``. The
 ``seed`` keyword of ``RandomMDP-v0`` fixes the MDP; the episode randomness is
@@ -49,7 +54,7 @@ _BUILDERS: dict[str, Callable[..., TabularMDP]] = {
     "MattarDawMaze": mattar_daw_maze,
     "HuysPlanning": huys_planning_task,
 }
-_MAX_STEPS = {"RandomMDP": 100}
+_MAX_STEPS = {"GridWorld": 500, "RandomMDP": 100, "MattarDawMaze": 1000, "HuysPlanning": 100}
 
 #: The registered ids.
 ENV_IDS = tuple(f"fastsoft/{name}-v0" for name in _BUILDERS)
@@ -93,5 +98,5 @@ def register_envs() -> None:
             id=env_id,
             entry_point=_env_entry(name),
             vector_entry_point=_vector_entry(name),
-            max_episode_steps=_MAX_STEPS.get(name),
+            max_episode_steps=_MAX_STEPS[name],
         )

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from .._common import check_int, check_mdp
 from ..mdp import TabularMDP
 from ..sampling import _guarded_cumsum, _terminal_mask, as_initial, row_cumsum
+from .render import GridRenderer, rendering_available
 
 __all__ = ["TabularEnv", "render_ansi"]
 
@@ -42,7 +43,7 @@ def render_ansi(mdp: TabularMDP, state: int | None, last_action: int | None = No
     if last_action is not None:
         head = f"  ({names[last_action] if names else f'action {last_action}'})"
     grid = mdp.info.get("grid")
-    if grid is None:
+    if grid is None or mdp.info.get("grid_index") is not None:
         return f"{head}\nstate {state}/{mdp.n_states}  step {elapsed}\n"
     rows, cols = grid
     cells = [["."] * cols for _ in range(rows)]
@@ -109,8 +110,13 @@ class TabularEnv(gym.Env[int, int]):
     mdp : TabularMDP
     max_episode_steps : int, optional
         Truncate episodes after this many steps.
-    render_mode : {None, "ansi"}
-        ``"ansi"``: :meth:`render` returns a text picture (a grid for gridworlds).
+    render_mode : {None, "ansi", "rgb_array", "human"}
+        ``"ansi"``: :meth:`render` returns a text picture (a grid for
+        gridworlds); ``"rgb_array"``: a uint8 ``(height, width, 3)`` picture
+        (cells, walls, holes, goals and the agent); ``"human"``: the same
+        picture in a matplotlib window, shown at each step (off screen, with
+        a warning, when no display is available). The two pictures need
+        matplotlib (the ``plot`` extra) and are offered only when it is installed.
 
     Attributes
     ----------
@@ -121,7 +127,9 @@ class TabularEnv(gym.Env[int, int]):
     elapsed_steps : int
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi"] + (["rgb_array", "human"] if rendering_available()
+                                            else []),
+                "render_fps": 4}
 
     def __init__(self, mdp: TabularMDP, *, max_episode_steps: int | None = None,
                  render_mode: str | None = None):
@@ -145,6 +153,7 @@ class TabularEnv(gym.Env[int, int]):
         self._start = as_initial(mdp, None)
         self._start_cum = _guarded_cumsum(self._start)
         self._P: dict | None = None
+        self._renderer: GridRenderer | None = None
         self.s: int | None = None
         self.lastaction: int | None = None
         self.elapsed_steps = 0
@@ -219,6 +228,8 @@ class TabularEnv(gym.Env[int, int]):
         self.s = s
         self.lastaction = None
         self.elapsed_steps = 0
+        if self.render_mode == "human":
+            self.render()
         return s, self._info(s, prob)
 
     def step(self, action) -> tuple[int, float, bool, bool, dict[str, Any]]:
@@ -245,18 +256,36 @@ class TabularEnv(gym.Env[int, int]):
                                      side="right"))
         s2 = int(self._indices[k])
         self.s = s2
+        if self.render_mode == "human":
+            self.render()
         return (s2, float(self._rewards[s, a]), bool(self._terminal[s2]), truncated,
                 self._info(s2, float(self._probs[k])))
 
-    def render(self) -> str | None:
-        """ANSI text of the current state (``render_mode="ansi"``), else ``None``."""
+    def render(self) -> str | np.ndarray | None:
+        """The current state as text (``"ansi"``), a picture (``"rgb_array"``) or in a
+        window (``"human"``, returns None); None without a render mode."""
         if self.render_mode is None:
             gym.logger.warn(
                 "You are calling render method without specifying any render mode; "
-                "create the environment with render_mode='ansi'"
+                f"create the environment with render_mode in {self.metadata['render_modes']}"
             )
             return None
-        return render_ansi(self.mdp, self.s, self.lastaction, self.elapsed_steps)
+        if self.render_mode == "ansi":
+            return render_ansi(self.mdp, self.s, self.lastaction, self.elapsed_steps)
+        if self._renderer is None:
+            self._renderer = GridRenderer(self.mdp, human=self.render_mode == "human",
+                                          fps=self.metadata["render_fps"])
+        if self.render_mode == "rgb_array":
+            return self._renderer.rgb_array(self.s)
+        self._renderer.show(self.s)
+        return None
+
+    def close(self) -> None:
+        """Close the render window or figure, if any."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
 
     def __repr__(self) -> str:
         return f"TabularEnv({self.mdp!r}, max_episode_steps={self.max_episode_steps})"
