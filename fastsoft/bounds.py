@@ -71,14 +71,51 @@ def _log_prior(Q, mu):
 
 
 def entropy(pi) -> np.ndarray:
-    """Shannon entropy (nats) of each row of ``pi``."""
+    """Shannon entropy (nats) of each row of ``pi``.
+
+    Parameters
+    ----------
+    pi : array (A,) or (S, A)
+        Probabilities (rows summing to 1); zero entries contribute 0.
+
+    Returns
+    -------
+    ndarray (S,)
+        ``H(pi_s) = -sum_a pi(a) log pi(a)``.
+
+    Examples
+    --------
+    >>> from fastsoft import bounds
+    >>> bounds.entropy([[0.5, 0.5], [1.0, 0.0]]).round(6) + 0.0
+    array([0.693147, 0.      ])
+    """
     p = np.atleast_2d(np.asarray(pi, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
 
 
 def kl_divergence(pi, mu) -> np.ndarray:
-    """``KL(pi || mu)`` of each row (``inf`` where ``pi`` has mass outside ``mu``'s support)."""
+    """``KL(pi || mu)`` of each row.
+
+    Parameters
+    ----------
+    pi : array (A,) or (S, A)
+        Probabilities.
+    mu : array broadcastable to ``pi``'s shape
+        The reference probabilities.
+
+    Returns
+    -------
+    ndarray (S,)
+        ``sum_a pi(a) log(pi(a) / mu(a))``; ``inf`` where ``pi`` has mass
+        outside ``mu``'s support.
+
+    Examples
+    --------
+    >>> from fastsoft import bounds
+    >>> bounds.kl_divergence([[0.5, 0.5]], [[0.25, 0.75]]).round(6)
+    array([0.143841])
+    """
     p = np.atleast_2d(np.asarray(pi, dtype=np.float64))
     m = np.broadcast_to(np.asarray(mu, dtype=np.float64), p.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -110,7 +147,17 @@ def regularized_greedy(Q, temperature: float, kl_weight: float = 0.0, prior=None
     Returns
     -------
     value : ndarray (S,)
+        The regularized maximum ``(T V)(s)`` for ``Q(s, .)``.
     policy : ndarray (S, A)
+        Its maximiser.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft import bounds
+    >>> value, policy = bounds.regularized_greedy([[1.0, 0.0, -np.inf]], temperature=0.5)
+    >>> value.round(6), policy.round(6)
+    (array([1.063464]), array([[0.880797, 0.119203, 0.      ]]))
     """
     Qa = _as_q(Q)
     tau = check_real(temperature, "temperature", low=0.0)
@@ -147,8 +194,21 @@ def softmax_gap(Q, temperature: float) -> SoftmaxGap:
     Parameters
     ----------
     Q : array (A,) or (S, A)
+        Action values; ``-inf`` marks an infeasible action.
     temperature : float
         ``tau > 0``.
+
+    Returns
+    -------
+    SoftmaxGap
+        The three terms of the chain, per state (docs/theory.md §4.1).
+
+    Examples
+    --------
+    >>> from fastsoft import bounds
+    >>> g = bounds.softmax_gap([[1.0, 0.0, 0.5]], temperature=0.1)
+    >>> bool(g.gap[0] <= g.entropy_term[0] <= g.worst_case[0])
+    True
     """
     tau = check_real(temperature, "temperature", low=0.0, low_open=True)
     Qa = _as_q(Q)
@@ -160,7 +220,29 @@ def softmax_gap(Q, temperature: float) -> SoftmaxGap:
 
 
 def soft_policy_loss_bound(n_actions: int, temperature: float, gamma: float) -> float:
-    """``tau log|A| / (1 - gamma)``: unregularized value the soft-optimal policy may lose."""
+    """``tau log|A| / (1 - gamma)``: unregularized value the soft-optimal policy may lose.
+
+    See docs/theory.md §4.2.
+
+    Parameters
+    ----------
+    n_actions : int
+        ``|A|`` (at least 1).
+    temperature : float
+        ``tau >= 0``.
+    gamma : float
+        Discount in ``[0, 1)``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastsoft import bounds
+    >>> round(bounds.soft_policy_loss_bound(4, 0.1, 0.99), 6)
+    13.862944
+    """
     tau = check_real(temperature, "temperature", low=0.0)
     g = check_real(gamma, "gamma", low=0.0)
     if g >= 1.0:
@@ -176,6 +258,25 @@ def greedy_step_bound(Q, Q_hat, kl_weight: float = 0.0, prior=None, prior_hat=No
     It bounds ``|T_{Q,mu} - T_{Qhat,muhat}|``, the difference of the two
     regularized greedy values (any temperature). Both ``Q`` must have the same
     infeasible (``-inf``) pattern.
+
+    Parameters
+    ----------
+    Q, Q_hat : array (A,) or (S, A)
+        The two action-value arrays.
+    kl_weight : float
+        ``eta >= 0``.
+    prior, prior_hat : array broadcastable to Q's shape, optional
+        ``mu`` and ``muhat``; uniform over the finite entries by default.
+
+    Returns
+    -------
+    ndarray (S,)
+
+    Examples
+    --------
+    >>> from fastsoft import bounds
+    >>> bounds.greedy_step_bound([[1.0, 0.0]], [[0.9, 0.2]])
+    array([0.2])
     """
     Qa, Qb = _as_q(Q), _as_q(Q_hat, "Q_hat")
     if Qa.shape != Qb.shape:

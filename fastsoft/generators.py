@@ -53,7 +53,8 @@ def gridworld(
     Parameters
     ----------
     rows, cols : int
-        Grid size (a 1000 x 1000 grid builds in about a second).
+        Grid size (README.md, "Run it", quotes the build time and memory of a
+        1000 x 1000 grid).
     slip : float
         Probability in ``[0, 1]`` that the move is replaced by a random one.
     walls : iterable of (row, col)
@@ -62,10 +63,28 @@ def gridworld(
         Terminal goal cells; default the bottom-right corner. An iterable gets
         ``goal_reward`` for each.
     goal_reward, step_reward : float
+        Reward of entering a goal given as a bare cell, and of every other step.
     gamma : float
+        Discount in ``[0, 1]``.
     start : (row, col) or None
         Start cell (the initial distribution); ``None`` for none.
     dtype : float64 or float32
+        Storage dtype of the transition probabilities and rewards.
+
+    Returns
+    -------
+    TabularMDP
+        ``rows * cols`` states, 4 actions; ``info`` holds ``"grid"``, ``"walls"``
+        and ``"goals"`` (used by :mod:`fastsoft.plot`).
+
+    Examples
+    --------
+    >>> import fastsoft as fs
+    >>> mdp = fs.gridworld(4, 5, slip=0.1, walls=[(1, 1)], gamma=0.9)
+    >>> mdp.n_states, mdp.n_actions, int(mdp.terminal.sum())  # goal + wall
+    (20, 4, 2)
+    >>> mdp.info["grid"]
+    (4, 5)
     """
     rows, cols = int(rows), int(cols)
     if rows <= 0 or cols <= 0:
@@ -175,12 +194,32 @@ def random_mdp(
 
     Parameters
     ----------
-    n_states, n_actions, n_successors : int
+    n_states, n_actions : int
+        Sizes (at least 1).
+    n_successors : int
+        Next states of every pair, in ``1..n_states``.
     gamma : float
+        Discount in ``[0, 1]``.
     seed : int, Generator or None
         Anything :func:`numpy.random.default_rng` accepts.
     reward_range : (low, high)
+        Bounds of the uniform rewards.
     dtype : float64 or float32
+        Storage dtype of the transition probabilities and rewards.
+
+    Returns
+    -------
+    TabularMDP
+        ``n_states * n_actions * n_successors`` transitions, no terminal states.
+
+    Examples
+    --------
+    >>> import fastsoft as fs
+    >>> mdp = fs.random_mdp(100, 4, 5, gamma=0.9, seed=0)
+    >>> mdp.nnz, mdp.has_terminal
+    (2000, False)
+    >>> mdp == fs.random_mdp(100, 4, 5, gamma=0.9, seed=0)  # same seed, same MDP
+    True
     """
     S, A, K = int(n_states), int(n_actions), int(n_successors)
     if S <= 0 or A <= 0:
@@ -242,6 +281,29 @@ def mattar_daw_maze(switch: bool = False, *, gamma: float = 0.9, dtype=np.float6
     bumping into a wall or obstacle leaves the agent in place. State index
     ``row * 9 + col``; actions up, down, left, right. ``switch=True`` gives the
     maze after the environment switch: obstacle (0, 7) removed, goal at (0, 6).
+
+    Parameters
+    ----------
+    switch : bool
+        The maze after the switch instead of before.
+    gamma : float
+        Discount in ``[0, 1]`` (the paper's 0.9 by default).
+    dtype : float64 or float32
+        Storage dtype of the transition probabilities and rewards.
+
+    Returns
+    -------
+    TabularMDP
+        54 states (obstacles stay in the state space, unreachable and marked
+        terminal), 4 actions, the start state as initial distribution.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> maze = fs.mattar_daw_maze()
+    >>> maze.n_states, maze.n_actions, np.flatnonzero(maze.initial)
+    (54, 4, array([18]))
     """
     obstacles = [o for o in MAZE_OBSTACLES if not (switch and o == (0, 7))]
     goal = MAZE_GOAL_SWITCHED if switch else MAZE_GOAL
@@ -277,6 +339,27 @@ def huys_planning_task(depth: int = 3, *, gamma: float = 1.0, dtype=np.float64) 
     ``t * 6 + i`` is base state ``i`` after ``t`` moves (``t = 0..depth``); the
     states with ``t = depth`` are terminal. The initial distribution is uniform
     over the six states at ``t = 0``. Default ``gamma = 1`` (episodic).
+
+    Parameters
+    ----------
+    depth : int
+        Moves per episode (the paper uses 3, 4 and 5).
+    gamma : float
+        Discount in ``[0, 1]``.
+    dtype : float64 or float32
+        Storage dtype of the transition probabilities and rewards.
+
+    Returns
+    -------
+    TabularMDP
+        ``6 * (depth + 1)`` states, 2 actions.
+
+    Examples
+    --------
+    >>> import fastsoft as fs
+    >>> task = fs.huys_planning_task(3)
+    >>> task.n_states, task.n_actions, int(task.terminal.sum())
+    (24, 2, 6)
     """
     depth = int(depth)
     if depth < 1:

@@ -175,6 +175,12 @@ def binary_entropy(p) -> np.ndarray:
     -------
     ndarray
         ``h(p)``, with ``h(0) = h(1) = 0``; accurate for tiny ``p`` (``log1p``).
+
+    Examples
+    --------
+    >>> from fastsoft import inference
+    >>> inference.binary_entropy([0.0, 0.5, 1.0]).round(6) + 0.0
+    array([0.      , 0.693147, 0.      ])
     """
     p = np.asarray(p, dtype=np.float64)
     return -xlogy(p, p) - xlog1py(1.0 - p, -p)
@@ -341,6 +347,16 @@ def backward_pass(
     Returns
     -------
     BackwardPass
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import inference
+    >>> mdp = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0, reward_range=(-1.0, 0.0))
+    >>> bp = inference.backward_pass(mdp, 3, initial=np.full(4, 0.25))
+    >>> round(bp.log_evidence, 6), bp.policy.shape
+    (-1.507583, (3, 4, 2))
     """
     mdp = check_mdp(mdp)
     T = check_int(horizon, "horizon", low=1)
@@ -389,6 +405,19 @@ def elbo(
     -------
     Elbo
         ``kl`` is ``inf`` when the policy takes an action the prior excludes.
+
+    Examples
+    --------
+    The ELBO of the posterior policy is below the log-evidence:
+
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import inference
+    >>> mdp = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0, reward_range=(-1.0, 0.0))
+    >>> bp = inference.backward_pass(mdp, 3, initial=np.full(4, 0.25))
+    >>> e = inference.elbo(mdp, bp.policy, 3, initial=np.full(4, 0.25))
+    >>> bool(e.value <= bp.log_evidence), round(e.kl, 6)
+    (True, 0.041013)
     """
     mdp = check_mdp(mdp)
     T = check_int(horizon, "horizon", low=1)
@@ -433,6 +462,15 @@ def count_trajectories(mdp: TabularMDP, policy, horizon: int, *, initial=None) -
     float
         The count (a float: it may exceed any integer type), computed by
         propagating path counts forward through the support of the policy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import inference
+    >>> mdp = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0, reward_range=(-1.0, 0.0))
+    >>> inference.count_trajectories(mdp, np.full((4, 2), 0.5), 3, initial=0)
+    64.0
     """
     mdp = check_mdp(mdp)
     T = check_int(horizon, "horizon", low=0)
@@ -486,6 +524,16 @@ def enumerate_trajectories(
     Returns
     -------
     TrajectoryEnumeration
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import inference
+    >>> mdp = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0, reward_range=(-1.0, 0.0))
+    >>> en = inference.enumerate_trajectories(mdp, np.full((4, 2), 0.5), 3, initial=0)
+    >>> len(en.log_prob), round(float(np.exp(en.log_prob).sum()), 6)
+    (64, 1.0)
     """
     mdp = check_mdp(mdp)
     T = check_int(horizon, "horizon", low=0)
@@ -595,6 +643,16 @@ def mutual_information(
     Returns
     -------
     MutualInformation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import inference
+    >>> mdp = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0, reward_range=(-1.0, 0.0))
+    >>> mi = inference.mutual_information(mdp, np.full((4, 2), 0.5), 3, initial=0)
+    >>> mi.method, round(mi.value, 6)
+    ('enumerate', 0.011208)
     """
     mdp = check_mdp(mdp)
     T = check_int(horizon, "horizon", low=1)

@@ -205,6 +205,26 @@ class TabularMDP:
         initial : array of float, shape (S,), optional
         dtype : {float64, float32}
             Storage dtype of ``probs`` and ``rewards``.
+        info : mapping, optional
+            Metadata kept read-only in :attr:`info` (e.g. ``{"grid": (rows, cols)}``).
+
+        Returns
+        -------
+        TabularMDP
+
+        Examples
+        --------
+        Two states, two actions; action 1 of state 0 moves to state 1:
+
+        >>> import numpy as np
+        >>> import fastsoft as fs
+        >>> indptr = np.array([0, 1, 2, 3, 4])     # rows (0,0) (0,1) (1,0) (1,1)
+        >>> indices = np.array([0, 1, 1, 1])
+        >>> probs = np.ones(4)
+        >>> R = np.array([[0.0, 1.0], [0.5, 0.5]])
+        >>> mdp = fs.TabularMDP.from_csr(indptr, indices, probs, R, gamma=0.9)
+        >>> mdp.n_states, mdp.n_actions, mdp.nnz
+        (2, 2, 4)
         """
         dt = _float_dtype(dtype)
         gamma = check_gamma(gamma)
@@ -254,8 +274,23 @@ class TabularMDP:
             Expected reward, or reward per transition ``R(s, a, s')`` (reduced to
             ``sum_s' P R``). ``-inf`` in an (S, A) array marks an infeasible action.
         gamma : float
+            Discount in ``[0, 1]``.
         terminal, initial, dtype, info
             As in :meth:`from_csr`.
+
+        Returns
+        -------
+        TabularMDP
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastsoft as fs
+        >>> P = np.full((3, 2, 3), 1 / 3)
+        >>> R = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+        >>> mdp = fs.TabularMDP.from_dense(P, R, gamma=0.9)
+        >>> mdp.nnz
+        18
         """
         dt = _float_dtype(dtype)
         gamma = check_gamma(gamma)
@@ -434,6 +469,30 @@ class TabularMDP:
         ``isd``) when the environment has one. FrozenLake, CliffWalking and
         Taxi also get their grid layout in ``info`` (see
         :func:`fastsoft.envs.layouts.toy_text_layout`), so every plot works on them.
+
+        Parameters
+        ----------
+        env : gymnasium.Env
+            An environment (or a wrapper of one) whose ``unwrapped`` has the
+            toy-text transition table ``P[s][a] = [(prob, next_state, reward,
+            terminated), ...]``.
+        gamma : float
+            Discount in ``[0, 1]``.
+        dtype : {float64, float32}
+            Storage dtype of ``probs`` and ``rewards``.
+
+        Returns
+        -------
+        TabularMDP
+
+        Examples
+        --------
+        >>> import gymnasium as gym
+        >>> import fastsoft as fs
+        >>> env = gym.make("FrozenLake-v1", map_name="4x4")
+        >>> mdp = fs.TabularMDP.from_gymnasium(env, gamma=0.99)
+        >>> mdp.n_states, mdp.n_actions, mdp.has_terminal
+        (16, 4, True)
         """
         u = getattr(env, "unwrapped", env)
         P = getattr(u, "P", None)
@@ -543,7 +602,22 @@ class TabularMDP:
         return self.terminal is not None and bool(self.terminal.any())
 
     def to_dense(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(P, R)`` with ``P`` of shape (S, A, S) (small MDPs only)."""
+        """Return the dense ``(P, R)`` (small MDPs only: at most 5e7 entries in ``P``).
+
+        Returns
+        -------
+        P : ndarray of float64, shape (S, A, S)
+            ``P[s, a, s']``.
+        R : ndarray of float64, shape (S, A)
+            Expected rewards (``-inf`` where infeasible).
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> P, R = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0).to_dense()
+        >>> P.shape, R.shape, bool(abs(P.sum(axis=2) - 1).max() < 1e-12)
+        ((4, 2, 4), (4, 2), True)
+        """
         S, A = self.n_states, self.n_actions
         if S * A * S > 50_000_000:
             raise ValueError(f"to_dense: MDP too large ({S} states x {A} actions) for a dense P")
@@ -553,7 +627,27 @@ class TabularMDP:
         return P.reshape(S, A, S), np.array(self.rewards, dtype=np.float64)
 
     def with_rewards(self, R) -> TabularMDP:
-        """Same transitions (shared, not re-validated) with new rewards ``R (S, A)``."""
+        """Same transitions (shared, not re-validated) with new rewards.
+
+        Parameters
+        ----------
+        R : array of float, shape (S, A)
+            The new expected rewards; ``-inf`` marks an infeasible action. An
+            action made feasible needs a transition row that sums to 1.
+
+        Returns
+        -------
+        TabularMDP
+            A new MDP sharing the transition arrays of this one.
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> mdp = fs.gridworld(3, 3, gamma=0.9)
+        >>> doubled = mdp.with_rewards(2 * mdp.rewards)
+        >>> doubled.indptr is mdp.indptr
+        True
+        """
         R = _as_real_array(R, "R")
         S, A = self.n_states, self.n_actions
         if R.shape != (S, A):
@@ -583,21 +677,74 @@ class TabularMDP:
         )
 
     def with_gamma(self, gamma: float) -> TabularMDP:
-        """Same MDP with another discount factor."""
+        """Same MDP with another discount factor.
+
+        Parameters
+        ----------
+        gamma : float
+            Discount in ``[0, 1]`` (``1`` only for finite-horizon solves).
+
+        Returns
+        -------
+        TabularMDP
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> fs.gridworld(3, 3, gamma=0.9).with_gamma(0.99).gamma
+        0.99
+        """
         return TabularMDP(
             self.indptr, self.indices, self.probs, self.rewards, check_gamma(gamma),
             self.terminal, self.initial, dict(self.info),
         )
 
     def with_initial(self, initial) -> TabularMDP:
-        """Same MDP with another initial-state distribution."""
+        """Same MDP with another initial-state distribution.
+
+        Parameters
+        ----------
+        initial : array of float, shape (S,)
+            Non-negative, summing to 1.
+
+        Returns
+        -------
+        TabularMDP
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastsoft as fs
+        >>> mdp = fs.random_mdp(4, 2, 2, gamma=0.9, seed=0).with_initial(np.full(4, 0.25))
+        >>> mdp.initial
+        array([0.25, 0.25, 0.25, 0.25])
+        """
         return TabularMDP(
             self.indptr, self.indices, self.probs, self.rewards, self.gamma, self.terminal,
             self._check_initial(initial, self.n_states), dict(self.info),
         )
 
     def astype(self, dtype) -> TabularMDP:
-        """Copy with ``probs`` and ``rewards`` stored as ``dtype`` (float64 or float32)."""
+        """Copy with ``probs`` and ``rewards`` stored as ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {float64, float32}
+            The storage dtype; float32 halves the memory of the transition
+            values (the solvers still compute in float64).
+
+        Returns
+        -------
+        TabularMDP
+            ``self`` if it is already stored as ``dtype``, else a copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastsoft as fs
+        >>> fs.gridworld(3, 3, gamma=0.9).astype(np.float32).dtype
+        dtype('float32')
+        """
         dt = _float_dtype(dtype)
         if dt == self.dtype:
             return self
@@ -611,7 +758,30 @@ class TabularMDP:
         return (self.indptr, self.indices, self.probs, self.rewards)
 
     def allclose(self, other: TabularMDP, *, atol: float = 1e-12) -> bool:
-        """Same sizes, structure, terminal mask and initial distribution; values within ``atol``."""
+        """Whether ``other`` has the same structure and values within ``atol``.
+
+        Same sizes, sparsity structure, feasible actions, terminal mask and
+        presence of an initial distribution; probabilities, feasible rewards,
+        discount and initial distribution within ``atol``.
+
+        Parameters
+        ----------
+        other : TabularMDP
+            The MDP to compare with (anything else compares unequal).
+        atol : float
+            Absolute tolerance on the values.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> a = fs.gridworld(3, 3, gamma=0.9)
+        >>> a.allclose(a.with_rewards(a.rewards + 1e-14)), a.allclose(a.with_gamma(0.8))
+        (True, False)
+        """
         if not isinstance(other, TabularMDP):
             return False
         if (self.n_states, self.n_actions) != (other.n_states, other.n_actions):
