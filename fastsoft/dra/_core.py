@@ -530,6 +530,17 @@ def train(
     ------
     TypeError, ValueError
         On invalid arguments, naming the argument.
+
+    Examples
+    --------
+    Two runs of the paper's maze agent, 200 episodes each:
+
+    >>> import fastsoft as fs
+    >>> from fastsoft import dra
+    >>> maze = fs.mattar_daw_maze()
+    >>> out = dra.train(maze, **dict(dra.MAZE_PARAMS, n_episodes=200), n_runs=2, seed=0)
+    >>> out.qbar.shape, out.sigma.shape
+    ((2, 54, 4), (2, 54, 4))
     """
     cfg = _prepare(
         mdp, beta=beta, lam=lam, sigma_base=sigma_base, sigma0=sigma0, alpha_q=alpha_q,
@@ -628,7 +639,10 @@ def estimate_gradient(
     qbar, sigma : array of shape (S, A)
         Frozen memories (``sigma > 0``).
     beta, lam, sigma_base : float
+        Inverse temperature (> 0), cost weight (>= 0) and base noise level (> 0),
+        as in :func:`train`.
     n_traj : int
+        Rollouts (at least 1).
     psi, cost, entropy_bonus, max_steps
         As in :func:`train`.
     seed : int, SeedSequence, Generator or None
@@ -637,6 +651,19 @@ def estimate_gradient(
     Returns
     -------
     GradientEstimate
+        Per-rollout samples (leading axis ``n_traj``) of each gradient term.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import dra
+    >>> maze = fs.mattar_daw_maze()
+    >>> qbar, sigma = np.zeros((54, 4)), np.full((54, 4), 3.0)
+    >>> g = dra.estimate_gradient(maze, qbar, sigma, beta=10.0, lam=0.1, sigma_base=5.0,
+    ...                           n_traj=10, seed=0)
+    >>> g.reward.shape
+    (10, 54, 4)
     """
     a = _gradient_args(mdp, qbar, sigma, beta=beta, lam=lam, sigma_base=sigma_base,
                        n_traj=n_traj, psi=psi, cost=cost, entropy_bonus=entropy_bonus,

@@ -89,7 +89,22 @@ def _vector_entry(name: str):
 
 
 def register_envs() -> None:
-    """Register the ids of :data:`ENV_IDS` with gymnasium (idempotent)."""
+    """Register the ids of :data:`ENV_IDS` with gymnasium (idempotent).
+
+    ``import fastsoft.envs`` calls it.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import gymnasium as gym
+    >>> from fastsoft.envs import register_envs
+    >>> register_envs()
+    >>> gym.make("fastsoft/GridWorld-v0", rows=3, cols=3).unwrapped.mdp.n_states
+    9
+    """
     for name in _BUILDERS:
         env_id = f"fastsoft/{name}-v0"
         if env_id in gym.registry:

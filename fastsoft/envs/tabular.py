@@ -37,6 +37,29 @@ def render_ansi(mdp: TabularMDP, state: int | None, last_action: int | None = No
     one line per row with ``#`` walls, ``G`` goals, ``S`` start cells,
     ``.`` free cells and ``A`` the agent, preceded by the last action. Other
     MDPs: one line ``state s/S  step t``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+        The MDP (its ``info`` gives the grid layout, if any).
+    state : int or None
+        The agent's state (``None``: not placed yet).
+    last_action : int or None
+        Shown above a grid.
+    elapsed : int
+        Steps taken (shown for MDPs without a grid).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import fastsoft as fs
+    >>> from fastsoft.envs import render_ansi
+    >>> print(render_ansi(fs.gridworld(2, 3, gamma=0.9), 0).strip())
+    A..
+    ..G
     """
     names = _action_names(mdp)
     head = ""
@@ -212,7 +235,33 @@ class TabularEnv(gym.Env[int, int]):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        """Start an episode; see the class docstring."""
+        """Start an episode; see the class docstring.
+
+        Parameters
+        ----------
+        seed : int or None
+            Seeds :attr:`np_random`, which draws the start state and every
+            transition.
+        options : dict, optional
+            ``{"state": s}`` starts in state ``s`` instead of a draw from
+            ``mdp.initial``.
+
+        Returns
+        -------
+        observation : int
+            The start state.
+        info : dict
+            ``prob`` (probability of the start state) and ``action_mask``
+            (1 for feasible actions).
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> from fastsoft.envs import TabularEnv
+        >>> env = TabularEnv(fs.gridworld(2, 3, gamma=0.9))
+        >>> env.reset(seed=0)[0]
+        0
+        """
         super().reset(seed=seed)
         if options and options.get("state") is not None:
             s = options["state"]
@@ -233,7 +282,36 @@ class TabularEnv(gym.Env[int, int]):
         return s, self._info(s, prob)
 
     def step(self, action) -> tuple[int, float, bool, bool, dict[str, Any]]:
-        """Take one step; see the class docstring."""
+        """Take one step; see the class docstring.
+
+        Parameters
+        ----------
+        action : int
+            A feasible action of the current state.
+
+        Returns
+        -------
+        observation : int
+            The next state.
+        reward : float
+            ``R(s, a)`` (the expected reward of the pair).
+        terminated : bool
+            Whether the next state is terminal.
+        truncated : bool
+            Whether ``max_episode_steps`` was reached.
+        info : dict
+            ``prob`` (probability of the transition) and ``action_mask`` of the
+            next state.
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> from fastsoft.envs import TabularEnv
+        >>> env = TabularEnv(fs.gridworld(2, 3, gamma=0.9))
+        >>> _ = env.reset(seed=0)
+        >>> env.step(3)[:4]   # right
+        (1, -1.0, False, False)
+        """
         if self.s is None:
             raise RuntimeError("call reset() before step()")
         a = _check_action(action, self._n_actions)
@@ -262,8 +340,25 @@ class TabularEnv(gym.Env[int, int]):
                 self._info(s2, float(self._probs[k])))
 
     def render(self) -> str | np.ndarray | None:
-        """The current state as text (``"ansi"``), a picture (``"rgb_array"``) or in a
-        window (``"human"``, returns None); None without a render mode."""
+        """The current state as text, a picture or in a window.
+
+        Returns
+        -------
+        str, ndarray or None
+            Text for ``render_mode="ansi"``, an RGB image (H, W, 3) for
+            ``"rgb_array"``; ``None`` for ``"human"`` (drawn in a window) and
+            without a render mode.
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> from fastsoft.envs import TabularEnv
+        >>> env = TabularEnv(fs.gridworld(2, 3, gamma=0.9), render_mode="ansi")
+        >>> _ = env.reset(seed=0)
+        >>> print(env.render().strip())
+        A..
+        ..G
+        """
         if self.render_mode is None:
             gym.logger.warn(
                 "You are calling render method without specifying any render mode; "

@@ -139,6 +139,28 @@ class TabularVectorEnv(VectorEnv):
         """Reset all copies (or those of ``options["reset_mask"]``).
 
         ``seed`` seeds :attr:`np_random`, which drives every copy.
+
+        Parameters
+        ----------
+        seed : int or None
+            Seeds :attr:`np_random`.
+        options : dict, optional
+            ``{"reset_mask": mask}`` resets only the copies where the boolean
+            ``mask`` (num_envs,) is true.
+
+        Returns
+        -------
+        observations : ndarray of int64, shape (num_envs,)
+        info : dict
+            ``prob`` and ``action_mask`` per copy (gymnasium's vector layout).
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> from fastsoft.envs import TabularVectorEnv
+        >>> envs = TabularVectorEnv(fs.gridworld(2, 3, gamma=0.9), 2)
+        >>> envs.reset(seed=0)[0]
+        array([0, 0])
         """
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
@@ -186,7 +208,31 @@ class TabularVectorEnv(VectorEnv):
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                      dict[str, Any]]:
-        """Step every copy; see the class docstring for autoreset."""
+        """Step every copy; see the class docstring for autoreset.
+
+        Parameters
+        ----------
+        actions : array of int, shape (num_envs,)
+            One feasible action per copy.
+
+        Returns
+        -------
+        observations : ndarray of int64, shape (num_envs,)
+        rewards : ndarray of float64, shape (num_envs,)
+        terminations, truncations : ndarray of bool, shape (num_envs,)
+        info : dict
+            ``prob`` and ``action_mask`` per copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastsoft as fs
+        >>> from fastsoft.envs import TabularVectorEnv
+        >>> envs = TabularVectorEnv(fs.gridworld(2, 3, gamma=0.9), 2)
+        >>> _ = envs.reset(seed=0)
+        >>> envs.step(np.array([3, 1]))[0]   # right, down
+        array([1, 3])
+        """
         if not self._started:
             raise RuntimeError("call reset() before step()")
         N = self.num_envs
@@ -243,7 +289,21 @@ class TabularVectorEnv(VectorEnv):
         return self._states.copy(), rew, term, trunc, infos
 
     def render(self) -> tuple[str, ...] | None:
-        """One ANSI text per copy (``render_mode="ansi"``), else ``None``."""
+        """One ANSI text per copy (``render_mode="ansi"``), else ``None``.
+
+        Returns
+        -------
+        tuple of str, or None
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> from fastsoft.envs import TabularVectorEnv
+        >>> envs = TabularVectorEnv(fs.gridworld(2, 3, gamma=0.9), 2, render_mode="ansi")
+        >>> _ = envs.reset(seed=0)
+        >>> len(envs.render())
+        2
+        """
         if self.render_mode is None:
             return None
         return tuple(
