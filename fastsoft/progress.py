@@ -337,6 +337,8 @@ class ProgressCallback:
 
     def __enter__(self) -> ProgressCallback:
         self._install_handler()
+        if self.enabled:  # before the solver's first call compiles its kernels
+            compile_notice(file=self.file)
         return self
 
     def __exit__(self, *exc) -> None:

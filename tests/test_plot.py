@@ -352,7 +352,7 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, grid_solution):
 
 
 # ---------------------------------------------------------------- toy-text layouts (from_gymnasium)
-def test_frozenlake_layout_and_heatmap():
+def test_frozenlake_layout_and_heatmap(tmp_path):
     env = gym.make("FrozenLake-v1")
     mdp = fs.TabularMDP.from_gymnasium(env, 0.99)
     info = mdp.info
@@ -360,27 +360,29 @@ def test_frozenlake_layout_and_heatmap():
     assert set(info["holes"]) == {(1, 1), (1, 3), (2, 3), (3, 0)}
     assert info["goals"] == ((3, 3),)
     assert info["actions"] == ("left", "down", "right", "up")
-    res = fs.solve(mdp)
+    res = fs.solve(mdp, 0.05)
     ax = plot.value_heatmap(mdp, res)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["hole", "goal", "start"]
+    assert labels == ["hole", "goal", "start", "arrow length ∝ π(a|s)"]
     assert "FrozenLake-v1" in ax.get_title()
+    _png(ax.figure, tmp_path, "value_heatmap_frozenlake.png")
 
 
-def test_cliffwalking_layout():
+def test_cliffwalking_layout(tmp_path):
     mdp = fs.TabularMDP.from_gymnasium(gym.make("CliffWalking-v1"), 0.99)
     assert mdp.info["grid"] == (4, 12)
     assert mdp.info["cliff"] == tuple((3, c) for c in range(1, 11))
     assert mdp.info["goals"] == ((3, 11),)
     res = fs.solve(mdp)
     ax = plot.value_heatmap(mdp, res)
+    _png(ax.figure, tmp_path, "value_heatmap_cliffwalking.png")
     assert [t.get_text() for t in ax.get_legend().get_texts()][:3] == ["cliff", "goal",
                                                                        "start"]
     # the greedy path from the start goes up (action 0) first, never into the cliff
     assert res.action[36] == 0
 
 
-def test_taxi_layers():
+def test_taxi_layers(tmp_path):
     env = gym.make("Taxi-v4")
     u = env.unwrapped
     mdp = fs.TabularMDP.from_gymnasium(env, 0.95)
@@ -394,6 +396,7 @@ def test_taxi_layers():
     res = fs.solve(mdp)
     ax = plot.value_heatmap(mdp, res, layer=p * 4 + d)
     assert "passenger at G, destination Y" in ax.get_title()
+    _png(ax.figure, tmp_path, "value_heatmap_taxi.png")
     with pytest.raises(ValueError, match="layer"):
         plot.value_heatmap(mdp, res, layer=20)
 
