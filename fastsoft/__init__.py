@@ -27,7 +27,7 @@ from .vi import bellman_backup, soft_value_iteration, value_iteration
 
 # Submodules with heavier imports load on first attribute access (PEP 562),
 # keeping ``import fastsoft`` fast.
-_LAZY = ("bounds", "reference", "dra", "envs", "inference", "plot", "progress")
+_LAZY = ("bounds", "reference", "dra", "distributed", "envs", "inference", "plot", "progress")
 
 
 def __getattr__(name):

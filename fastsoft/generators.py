@@ -8,7 +8,8 @@ import numpy as np
 
 from .mdp import TabularMDP, _float_dtype, check_gamma
 
-__all__ = ["gridworld", "random_mdp", "mattar_daw_maze", "huys_planning_task", "GRID_ACTIONS"]
+__all__ = ["gridworld", "random_mdp", "mattar_daw_maze", "huys_planning_task", "GRID_ACTIONS",
+           "grid_rows", "garnet_rows"]
 
 #: Action order of every gridworld: (name, d_row, d_col).
 GRID_ACTIONS = (("up", -1, 0), ("down", 1, 0), ("left", 0, -1), ("right", 0, 1))
@@ -104,46 +105,19 @@ def gridworld(
     if set(goal_map) & set(wall_list):
         raise ValueError("goals and walls overlap")
     S, A = rows * cols, 4
-    wall = np.zeros(S, dtype=bool)
-    for r, c in wall_list:
-        wall[r * cols + c] = True
-    goal = np.zeros(S, dtype=bool)
-    goal_r = np.zeros(S)
-    for (r, c), v in goal_map.items():
-        goal[r * cols + c] = True
-        goal_r[r * cols + c] = v
-    terminal = wall | goal
-    if terminal.all():
+    wall_ids = np.unique(np.array([r * cols + c for r, c in wall_list], dtype=np.int64))
+    goal_items = sorted((r * cols + c, v) for (r, c), v in goal_map.items())
+    goal_ids = np.array([k for k, _ in goal_items], dtype=np.int64)
+    goal_vals = np.array([v for _, v in goal_items], dtype=np.float64)
+    if wall_ids.size + goal_ids.size >= S:
         raise ValueError("every cell is a wall or a goal")
-
-    s = np.arange(S, dtype=np.int64)
-    rr, cc = np.divmod(s, cols)
-    dest = np.empty((S, 4), dtype=np.int64)
-    for d, (_, dr, dc) in enumerate(GRID_ACTIONS):
-        r2 = rr + dr
-        c2 = cc + dc
-        inside = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
-        cand = np.where(inside, r2 * cols + c2, s)
-        cand = np.where(wall[np.clip(cand, 0, S - 1)], s, cand)
-        dest[:, d] = cand
-    # terminal cells: absorbing self-loops (never used by the solvers)
-    dest[terminal] = s[terminal, None]
-    # move probabilities: pm[a, d] = P(move d | action a)
-    pm = np.full((A, 4), slip / 4.0)
-    pm[np.arange(4), np.arange(4)] += 1.0 - slip
-    # candidate rows (S*A, 4): successor of direction d for every (s, a)
-    cand_idx = np.broadcast_to(dest[:, None, :], (S, A, 4)).reshape(S * A, 4)
-    cand_p = np.broadcast_to(pm[None, :, :], (S, A, 4)).reshape(S * A, 4)
-    # expected reward: step reward, or the goal's reward when the move enters a goal
-    enters = goal[dest] & ~terminal[:, None]  # (S, 4)
-    step_part = np.where(enters, goal_r[dest], step_reward)  # (S, 4)
-    R = step_part @ pm.T  # (S, A)
-    R[terminal] = 0.0
+    cand_idx, cand_p, R, terminal = grid_rows(rows, cols, 0, S, slip, wall_ids, goal_ids,
+                                              goal_vals, step_reward)
     indptr = np.arange(0, S * A * 4 + 1, 4, dtype=np.int64)
     mdp = TabularMDP._build(
         indptr,
-        cand_idx.astype(np.int32 if S < 2**31 - 1 else np.int64).ravel(),
-        np.ascontiguousarray(cand_p).ravel(),
+        cand_idx.astype(np.int32 if S < 2**31 - 1 else np.int64),
+        cand_p,
         R,
         None,
         S,
@@ -162,6 +136,65 @@ def gridworld(
         },
     )
     return mdp
+
+
+def _member(x: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """``x in sorted_ids`` elementwise (``sorted_ids`` sorted, unique)."""
+    if sorted_ids.size == 0:
+        return np.zeros(x.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, x), sorted_ids.size - 1)
+    return sorted_ids[pos] == x
+
+
+def grid_rows(rows, cols, lo, hi, slip, wall_ids, goal_ids, goal_vals, step_reward):
+    """Raw transition rows of the gridworld states ``lo..hi-1`` (see :func:`gridworld`).
+
+    Every state-action pair gets four candidate entries, one per move
+    direction (``GRID_ACTIONS`` order), not yet merged. ``wall_ids`` and
+    ``goal_ids`` are sorted state indices; ``goal_vals`` the goals' rewards.
+    Each state's rows depend on that state alone, so any block of states gives
+    exactly the corresponding rows of the whole grid (used by
+    :class:`fastsoft.distributed.GridBlocks`).
+
+    Returns
+    -------
+    indices : ndarray of int64, shape ((hi - lo) * 16,)
+    probs : ndarray of float64, shape ((hi - lo) * 16,)
+    rewards : ndarray of float64, shape (hi - lo, 4)
+    terminal : ndarray of bool, shape (hi - lo,)
+    """
+    S = rows * cols
+    s = np.arange(lo, hi, dtype=np.int64)
+    n, A = s.shape[0], 4
+    rr, cc = np.divmod(s, cols)
+    goal = _member(s, goal_ids)
+    terminal = _member(s, wall_ids) | goal
+    dest = np.empty((n, 4), dtype=np.int64)
+    for d, (_, dr, dc) in enumerate(GRID_ACTIONS):
+        r2 = rr + dr
+        c2 = cc + dc
+        inside = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
+        cand = np.where(inside, r2 * cols + c2, s)
+        cand = np.where(_member(np.clip(cand, 0, S - 1), wall_ids), s, cand)
+        dest[:, d] = cand
+    # terminal cells: absorbing self-loops (never used by the solvers)
+    dest[terminal] = s[terminal, None]
+    # move probabilities: pm[a, d] = P(move d | action a)
+    pm = np.full((A, 4), slip / 4.0)
+    pm[np.arange(4), np.arange(4)] += 1.0 - slip
+    cand_idx = np.broadcast_to(dest[:, None, :], (n, A, 4)).reshape(-1)
+    cand_p = np.broadcast_to(pm[None, :, :], (n, A, 4)).reshape(-1)
+    # expected reward: step reward, or the goal's reward when the move enters a goal
+    enters = _member(dest, goal_ids) & ~terminal[:, None]  # (n, 4)
+    gpos = np.minimum(np.searchsorted(goal_ids, dest), max(goal_ids.size - 1, 0))
+    step_part = np.where(enters, goal_vals[gpos] if goal_ids.size else 0.0, step_reward)
+    # R[s, a] = sum_d step_part[s, d] pm[a, d], summed in direction order (elementwise,
+    # so that a block's rewards are bitwise those of the whole grid)
+    R = step_part[:, None, 0] * pm[None, :, 0]
+    for d in range(1, 4):
+        R = R + step_part[:, None, d] * pm[None, :, d]
+    R[terminal] = 0.0
+    return cand_idx, np.ascontiguousarray(cand_p), R, terminal
 
 
 def _start_dist(start, rows, cols, S, terminal):
@@ -229,23 +262,7 @@ def random_mdp(
     gamma = check_gamma(gamma)
     rng = np.random.default_rng(seed)
     n_rows = S * A
-    if K * 4 > S:
-        nxt = np.argsort(rng.random((n_rows, S)), axis=1)[:, :K]
-    else:
-        nxt = rng.integers(0, S, size=(n_rows, K))
-        nxt.sort(axis=1)
-        while True:
-            dup = (np.diff(nxt, axis=1) == 0).any(axis=1)
-            if not dup.any():
-                break
-            redo = np.flatnonzero(dup)
-            fresh = rng.integers(0, S, size=(redo.size, K))
-            fresh.sort(axis=1)
-            nxt[redo] = fresh
-    nxt.sort(axis=1)
-    cuts = np.sort(rng.random((n_rows, K - 1)), axis=1)
-    edges = np.concatenate([np.zeros((n_rows, 1)), cuts, np.ones((n_rows, 1))], axis=1)
-    p = np.diff(edges, axis=1)
+    nxt, p = garnet_rows(rng, n_rows, S, K)
     lo, hi = reward_range
     R = rng.uniform(lo, hi, size=(S, A))
     indptr = np.arange(0, n_rows * K + 1, K, dtype=np.int64)
@@ -263,6 +280,34 @@ def random_mdp(
         _float_dtype(dtype),
         {"kind": "random_mdp", "n_successors": K},
     )
+
+
+def garnet_rows(rng: np.random.Generator, n_rows: int, n_states: int, n_successors: int):
+    """Draw ``n_rows`` Garnet rows from ``rng`` (the draws of :func:`random_mdp`).
+
+    Each row gets ``n_successors`` distinct next states uniform on
+    ``[0, n_states)``, sorted (rows with a repeat are redrawn; with
+    ``4 * n_successors > n_states`` a random permutation's first entries), then
+    probabilities from a uniform random partition of ``[0, 1]`` (sorted
+    uniform cut points). Returns ``(next_states (n_rows, K), probs (n_rows, K))``.
+    """
+    S, K = n_states, n_successors
+    if K * 4 > S:
+        nxt = np.argsort(rng.random((n_rows, S)), axis=1)[:, :K]
+    else:
+        nxt = rng.integers(0, S, size=(n_rows, K))
+        nxt.sort(axis=1)
+        while True:
+            redo = np.flatnonzero((np.diff(nxt, axis=1) == 0).any(axis=1))
+            if not redo.size:
+                break
+            fresh = rng.integers(0, S, size=(redo.size, K))
+            fresh.sort(axis=1)
+            nxt[redo] = fresh
+    nxt.sort(axis=1)
+    cuts = np.sort(rng.random((n_rows, K - 1)), axis=1)
+    edges = np.concatenate([np.zeros((n_rows, 1)), cuts, np.ones((n_rows, 1))], axis=1)
+    return nxt, np.diff(edges, axis=1)
 
 
 #: Mattar & Daw maze layout (docs/theory.md §6.7).

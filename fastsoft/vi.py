@@ -385,8 +385,12 @@ def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> floa
     1e-11 for values near 100 at ``gamma = 0.99``, so a certificate is never
     an exact 0 that float64 cannot back.
     """
-    scale = float(np.max(np.abs(V))) + _reward_scale(mdp, reg)
-    return 16.0 * np.finfo(np.float64).eps * scale / (1.0 - mdp.gamma)
+    return roundoff_from_scales(float(np.max(np.abs(V))), _reward_scale(mdp, reg), mdp.gamma)
+
+
+def roundoff_from_scales(vmax: float, reward_scale: float, gamma: float) -> float:
+    """:func:`roundoff_allowance` from ``max|V|`` and ``max|R| + lam log A``."""
+    return 16.0 * np.finfo(np.float64).eps * (vmax + reward_scale) / (1.0 - gamma)
 
 
 def _reward_scale(mdp: TabularMDP, reg: Regularizer) -> float:
@@ -403,10 +407,14 @@ def kernel_tol(mdp: TabularMDP, reg: Regularizer, tol: float, V0: np.ndarray) ->
     doubled. If it would eat more than half of ``tol``, the sweeps aim at
     ``tol / 2`` and the result honestly reports a bound above ``tol``.
     """
-    vmax = max(float(np.max(np.abs(V0))), _reward_scale(mdp, reg) / (1.0 - mdp.gamma))
-    est = 2.0 * 16.0 * np.finfo(np.float64).eps * (vmax + _reward_scale(mdp, reg)) / (
-        1.0 - mdp.gamma)
-    return max(tol - est, 0.5 * tol)
+    return sweep_tol_from_scales(tol, float(np.max(np.abs(V0))), _reward_scale(mdp, reg),
+                                 mdp.gamma)
+
+
+def sweep_tol_from_scales(tol: float, v0max: float, reward_scale: float, gamma: float) -> float:
+    """:func:`kernel_tol` from ``max|V0|`` and ``max|R| + lam log A``."""
+    vmax = max(v0max, reward_scale / (1.0 - gamma))
+    return max(tol - 2.0 * roundoff_from_scales(vmax, reward_scale, gamma), 0.5 * tol)
 
 
 def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:

@@ -5,10 +5,11 @@ where the algorithm is a loop) and are what tests and benchmarks compare the
 kernels against. Submodules: :mod:`fastsoft.reference.core` (CSR helpers,
 Bellman backups, value iteration), :mod:`fastsoft.reference.pi` (policy
 evaluation and iteration), :mod:`fastsoft.reference.dra` (the DRA loop),
-:mod:`fastsoft.reference.sampling` (rollouts, occupancy, inference).
+:mod:`fastsoft.reference.sampling` (rollouts, occupancy, inference),
+:mod:`fastsoft.reference.blocks` (the block sweeps of :mod:`fastsoft.distributed`).
 """
 
-from . import dra, pi, sampling
+from . import blocks, dra, pi, sampling
 from .core import (
     anderson_value_iteration,
     bellman_backup,
@@ -26,6 +27,7 @@ from .core import (
 )
 
 __all__ = [
+    "blocks",
     "dra",
     "anderson_value_iteration",
     "gauss_seidel_sweep",
