@@ -458,8 +458,8 @@ def _vi_run(
     in index (``|flow| > FLOW_MIN``, the mean over non-terminal states,
     measured on every ``FLOW_EVERY``-th sweep): then
     every sweep goes against that flow, so that each state reads successors
-    already updated (on a 1000 x 1000 gridworld with its goal in the last row,
-    137 sweeps instead of 205; on a grid with its goal in the centre the flow
+    already updated (fewer sweeps on a gridworld with its goal in the last row:
+    docs/performance.md; on a grid with its goal in the centre the flow
     balances and the order keeps alternating). Soft policies spread over all actions: far from
     the goal the error relaxes like a diffusion, which alternating orders serve
     better.
