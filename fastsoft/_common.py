@@ -29,8 +29,9 @@ def as_tabular(obj, gamma: float | None = None, name: str = "mdp") -> TabularMDP
     """A TabularMDP from a TabularMDP or a gymnasium environment with a ``P`` table.
 
     ``gamma`` is the discount of an environment (default :data:`GYM_DEFAULT_GAMMA`);
-    with a TabularMDP it must be None or the MDP's own. Environments without a
-    transition table (Blackjack, CartPole, ...) get a TypeError saying so.
+    with a TabularMDP it must be None or the MDP's own. Blackjack is enumerated
+    exactly (:func:`fastsoft.envs.blackjack.blackjack_mdp`); other environments
+    without a transition table (CartPole, ...) get a TypeError saying so.
     """
     if isinstance(obj, TabularMDP):
         if gamma is not None and float(gamma) != obj.gamma:
@@ -42,11 +43,15 @@ def as_tabular(obj, gamma: float | None = None, name: str = "mdp") -> TabularMDP
         raise TypeError(f"{name} must be a fastsoft.TabularMDP or a gymnasium environment "
                         f"with a transition table, got {type(obj).__name__}")
     spec = getattr(getattr(u, "spec", None), "id", None) or type(u).__name__
+    if not hasattr(u, "P") and type(u).__name__ == "BlackjackEnv":
+        from .envs.blackjack import blackjack_mdp  # exact enumeration (infinite deck)
+
+        return blackjack_mdp(u, GYM_DEFAULT_GAMMA if gamma is None else gamma)
     if not hasattr(u, "P"):
         raise TypeError(f"{name}: the gymnasium environment {spec} has no transition table "
                         f"env.unwrapped.P (toy-text FrozenLake, CliffWalking and Taxi have "
-                        f"one, as do fastsoft's registered ids); build a TabularMDP by "
-                        f"enumerating its dynamics instead")
+                        f"one, as do fastsoft's registered ids, and Blackjack is enumerated); "
+                        f"build a TabularMDP by enumerating its dynamics instead")
     g = GYM_DEFAULT_GAMMA if gamma is None else gamma
     return TabularMDP.from_gymnasium(obj, g)
 

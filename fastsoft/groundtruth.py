@@ -3,8 +3,8 @@
 For benchmarking reinforcement-learning algorithms on tabular tasks: the
 optimal hard (``temperature = 0``) or entropy-regularized ("soft") values
 ``V*``, ``Q*`` and optimal policy of an MDP, a gymnasium environment with a
-transition table (FrozenLake, CliffWalking, Taxi, fastsoft's registered ids)
-or a registered id, each with a certified sup-norm error; and
+transition table (FrozenLake, CliffWalking, Taxi, fastsoft's registered ids),
+Blackjack (enumerated exactly), or a registered id, each with a certified sup-norm error; and
 :func:`score_policy`, which scores a learned policy by its suboptimality
 ``J* - J^pi`` (``J = sum_s p0(s) V(s)``, ``p0`` the initial distribution)
 with a certified error, so a test can assert::
@@ -33,9 +33,10 @@ from .mdp import TabularMDP
 __all__ = ["GroundTruth", "PolicyScore", "optimal", "ground_truth", "policy_value",
            "score_policy", "TOY_TEXT_IDS"]
 
-#: Toy-text gymnasium ids with a transition table (``ground_truth`` works on any such id).
+#: Toy-text gymnasium ids (``ground_truth`` works on any id with a transition table;
+#: Blackjack, which has none, is enumerated exactly by :mod:`fastsoft.envs.blackjack`).
 TOY_TEXT_IDS = ("FrozenLake-v1", "FrozenLake8x8-v1", "CliffWalking-v1",
-                "CliffWalkingSlippery-v1", "Taxi-v4")
+                "CliffWalkingSlippery-v1", "Taxi-v4", "Blackjack-v1")
 _EPS = float(np.finfo(np.float64).eps)
 #: Exact linear solves up to this many states (sparse LU); larger MDPs keep the
 #: solver's own certificate.
@@ -129,6 +130,16 @@ def _policy_table(mdp: TabularMDP, policy) -> np.ndarray:
         else:
             policy = np.array([np.broadcast_to(r, (A,)) for r in rows], dtype=np.float64)
     pol = np.asarray(policy)
+    obs_of = mdp.info.get("observation_of_state")
+    n_obs = mdp.info.get("n_observations")
+    if obs_of is not None and pol.shape[:1] == (n_obs,):  # a policy over observations
+        obs_of = np.asarray(obs_of)
+        rows = np.where(obs_of >= 0, obs_of, 0)
+        if pol.ndim == 1:
+            pol = pol[rows]
+        else:
+            pol = np.asarray(pol, dtype=np.float64)[rows]
+            pol[obs_of < 0] = 1.0 / A
     # a policy over the environment's states, without the absorbing sink that
     # from_gymnasium may append (Taxi): the sink is terminal, its row does not matter
     sink = (mdp.terminal is not None and bool(mdp.terminal[-1]) and pol.shape[:1] == (S - 1,))
@@ -326,7 +337,9 @@ def policy_value(env_or_mdp, policy, *, gamma: float | None = None,
     policy : array (S, A), array (S,) of int, or callable
         Probabilities, actions, or a function of the state returning an action
         or a probability vector. For environments whose MDP gained an absorbing
-        sink (Taxi), a policy over the environment's own states is accepted.
+        sink (Taxi), a policy over the environment's own states is accepted;
+        for Blackjack one over its 704 observation indices
+        (:func:`fastsoft.envs.blackjack.blackjack_state`).
     gamma : float, optional
     temperature : float
         Entropy weight of the regularized value (SPEC 3): ``V^pi`` collects

@@ -371,7 +371,7 @@ ERROR_CASES = [
     (["bench", "--repeats", "2"], "did you mean --repeat? (see 'fastsoft bench --help')"),
     (["solve", "maze", "--tol", "-1e-3"], "--tol must be > 0, got -0.001"),
     (["solve", "gym:FrozenLak-v1"], "FrozenLake"),
-    (["solve", "gym:Blackjack-v1"], "no transition table env.unwrapped.P"),
+    (["solve", "gym:CartPole-v1"], "no transition table env.unwrapped.P"),
     # sizes that cannot fit: refused up front, one line
     (["solve", "gridworld", "--rows", "100000", "--cols", "100000"], "needs about"),
     (["solve", "random", "--states", "3000000000"], "needs about"),

@@ -120,8 +120,39 @@ def test_errors():
     with pytest.raises(ValueError, match="infeasible action 1 of state 0"):
         gt.score_policy(m2, np.full((2, 2), 0.5))
     with pytest.raises(TypeError, match="no transition table"):
-        gt.optimal("Blackjack-v1")
+        gt.optimal("CartPole-v1")
     with pytest.raises(ValueError, match="cannot be certified"):
         gt.optimal(mdp, tol=1e-300)
     with pytest.raises(ValueError, match="temperature"):
         gt.score_policy(mdp, np.full(9, 0), temperature=0.1, optimum=gt.optimal(mdp))
+
+
+@pytest.mark.parametrize("rules", [{}, {"sab": False}, {"sab": False, "natural": True}],
+                         ids=["sab (default)", "plain", "natural 1.5"])
+def test_blackjack_enumeration_matches_the_environment(rules):
+    """The exact optimum's value agrees with a Monte Carlo run of gymnasium's Blackjack."""
+    from fastsoft.envs.blackjack import blackjack_state
+
+    env = gym.make("Blackjack-v1", **rules)
+    opt = gt.optimal(env, gamma=0.999999)
+    assert opt.error_bound < 1e-7
+    act = np.argmax(opt.policy, axis=1)[:704]  # a policy over the 704 observations
+    # the textbook basic strategy at a few hard totals
+    assert act[blackjack_state((16, 10, 0))] == 1 and act[blackjack_state((17, 10, 0))] == 0
+    assert act[blackjack_state((12, 4, 0))] == 0 and act[blackjack_state((12, 2, 0))] == 1
+    rng = np.random.default_rng(0)
+    returns = []
+    for _ in range(8000):
+        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        done, ret = False, 0.0
+        while not done:
+            obs, r, term, trunc, _ = env.step(int(act[blackjack_state(obs)]))
+            ret += r
+            done = term or trunc
+        returns.append(ret)
+    se = np.std(returns) / np.sqrt(len(returns))
+    assert abs(np.mean(returns) - opt.value) < 4 * se
+    s = gt.score_policy(env, act, gamma=0.999999, optimum=opt)
+    assert s.certified_within(1e-6)
+    always_hit = np.ones(704, dtype=np.int64)
+    assert gt.score_policy(env, always_hit, gamma=0.999999, optimum=opt).suboptimality > 0.3

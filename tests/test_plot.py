@@ -408,7 +408,8 @@ def test_solve_accepts_a_gymnasium_env():
     np.testing.assert_array_equal(res.V, ref.V)
     assert fs.solve(env).V.shape == (16,)  # default gamma 0.99
     with pytest.raises(TypeError, match="no transition table"):
-        fs.solve(gym.make("Blackjack-v1"))
+        fs.solve(gym.make("CartPole-v1"))
+    assert fs.solve(gym.make("Blackjack-v1")).V.shape == (715,)  # enumerated exactly
     with pytest.raises(TypeError, match="TabularMDP or a gymnasium environment"):
         fs.solve("FrozenLake-v1")
     with pytest.raises(ValueError, match="with_gamma"):
