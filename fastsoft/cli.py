@@ -965,6 +965,10 @@ def _cmd_info(args) -> int:
     print(f"python          {sys.version.split()[0]}")
     print(f"numpy           {np.__version__}")
     print(f"numba           {numba.__version__} ({numba.get_num_threads()} threads)")
+    from .progress import kernels_cached
+
+    print("kernel cache    " + ("on disk" if kernels_cached() else
+                                "empty (the first run compiles the kernels; tens of seconds)"))
     for mod, extra in (("scipy", "core"), ("gymnasium", "core"), ("matplotlib", "plot"),
                        ("tqdm", "progress")):
         try:
