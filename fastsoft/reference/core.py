@@ -27,21 +27,82 @@ __all__ = [
 
 # ----------------------------------------------------------------- CSR helpers
 def row_sums(indptr, probs) -> np.ndarray:
-    """Reference of ``fastsoft._csr._row_sums``."""
+    """Reference of ``fastsoft._csr._row_sums``.
+
+    Parameters
+    ----------
+    indptr : array of int, shape (n_rows + 1,)
+        CSR row pointers.
+    probs : array of float, shape (nnz,)
+        Entries.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> ref.row_sums(mdp.indptr, mdp.probs)[:3]
+    array([1., 1., 1.])
+    """
     rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     return np.bincount(rows, weights=np.asarray(probs, dtype=np.float64),
                        minlength=len(indptr) - 1)
 
 
 def expected_rewards(indptr, probs, trans_rewards) -> np.ndarray:
-    """Reference of ``fastsoft._csr._expected_rewards``."""
+    """Reference of ``fastsoft._csr._expected_rewards``.
+
+    Parameters
+    ----------
+    indptr : array of int, shape (n_rows + 1,)
+        CSR row pointers.
+    probs : array of float, shape (nnz,)
+        Transition probabilities.
+    trans_rewards : array of float, shape (nnz,)
+        Reward of each transition.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows,)
+        ``sum_k p_k r_k`` per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft import reference as ref
+    >>> ref.expected_rewards(np.array([0, 2]), np.array([0.5, 0.5]), np.array([1.0, 3.0]))
+    array([2.])
+    """
     rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     w = np.asarray(probs, dtype=np.float64) * np.asarray(trans_rewards, dtype=np.float64)
     return np.bincount(rows, weights=w, minlength=len(indptr) - 1)
 
 
 def canonicalize_csr(indptr, indices, probs):
-    """Reference of ``fastsoft._csr.canonicalize_csr`` (via scipy.sparse duplicate summing)."""
+    """Reference of ``fastsoft._csr.canonicalize_csr`` (via scipy.sparse duplicate summing).
+
+    Parameters
+    ----------
+    indptr, indices, probs : arrays
+        A CSR matrix, possibly with unsorted or duplicate entries.
+
+    Returns
+    -------
+    indptr, indices, probs : ndarray
+        Rows sorted by column, duplicates summed, explicit zeros dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft import reference as ref
+    >>> ref.canonicalize_csr(np.array([0, 3]), np.array([2, 0, 2]), np.array([0.25, 0.5, 0.25]))
+    (array([0, 2]), array([0, 2], dtype=int32), array([0.5, 0.5]))
+    """
     n_rows = len(indptr) - 1
     n_cols = int(indices.max()) + 1 if len(indices) else 1
     m = sp.csr_matrix((np.asarray(probs, dtype=np.float64), indices, indptr),
@@ -53,7 +114,26 @@ def canonicalize_csr(indptr, indices, probs):
 
 
 def transition_matrix(mdp) -> sp.csr_matrix:
-    """The ``(S*A, S)`` sparse matrix of ``P`` (float64)."""
+    """The ``(S*A, S)`` sparse matrix of ``P`` (float64).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (S*A, S)
+        Row ``s*A + a`` is ``P(.|s, a)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> ref.transition_matrix(mdp).shape
+    (10, 5)
+    """
     S = mdp.n_states
     return sp.csr_matrix(
         (np.asarray(mdp.probs, dtype=np.float64), mdp.indices, mdp.indptr),
@@ -67,6 +147,27 @@ def q_values(mdp, V, P=None) -> np.ndarray:
 
     Rows of ``P`` are divided by their sums (exactly stochastic rows even for
     float32 storage), as the kernels do.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    V : array of float, shape (S,)
+        Values of the next states.
+    P : scipy.sparse matrix, optional
+        :func:`transition_matrix` of ``mdp``, if already built.
+
+    Returns
+    -------
+    ndarray of float64, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> bool(np.array_equal(ref.q_values(mdp, np.zeros(5)), mdp.rewards))
+    True
     """
     P = transition_matrix(mdp) if P is None else P
     R = np.asarray(mdp.rewards, dtype=np.float64)
@@ -94,6 +195,28 @@ def regularized_max(Q, temperature, kl_weight=0.0, prior=None):
     Returns ``(value (S,), policy (S, A))``. Mirrors the state loop of ``_sweep_block`` and
     ``_greedy_step``. ``lam = eta + tau = 0`` is the hard max with all mass on
     the lowest-index maximiser. ``prior=None`` is uniform over finite entries.
+
+    Parameters
+    ----------
+    Q : array of float, shape (S, A)
+        ``-inf`` marks an infeasible action.
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array broadcastable to (S, A), optional
+        ``mu``; uniform over the feasible actions by default.
+
+    Returns
+    -------
+    value : ndarray, shape (S,)
+    policy : ndarray, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft import reference as ref
+    >>> value, policy = ref.regularized_max(np.array([[1.0, 0.0]]), 0.5)
+    >>> value.round(6), policy.round(6)
+    (array([1.063464]), array([[0.880797, 0.119203]]))
     """
     Q = np.atleast_2d(np.asarray(Q, dtype=np.float64))
     tau, eta = float(temperature), float(kl_weight)
@@ -123,6 +246,33 @@ def bellman_backup(mdp, V, temperature=0.0, kl_weight=0.0, prior=None, P=None):
 
     Reference of ``_greedy_step`` (and of one Jacobi ``_sweep``). Terminal
     states have ``TV = 0``, ``Q = 0`` and a uniform policy over feasible actions.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    V : array of float, shape (S,)
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+    P : scipy.sparse matrix, optional
+        :func:`transition_matrix` of ``mdp``, if already built.
+
+    Returns
+    -------
+    TV : ndarray, shape (S,)
+    Q : ndarray, shape (S, A)
+    policy : ndarray, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> TV, Q, policy = ref.bellman_backup(mdp, np.zeros(5), 0.1)
+    >>> bool(np.allclose(TV, fs.bellman_backup(mdp, np.zeros(5), 0.1)[0]))
+    True
     """
     Q = q_values(mdp, V, P)
     TV, pi = regularized_max(Q, temperature, kl_weight, prior)
@@ -141,6 +291,37 @@ def soft_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, tol=1e-
 
     Returns a dict with ``V`` (midpoint), ``Q``, ``policy``, ``n_iter``,
     ``error_bound``, ``converged`` and ``history`` (bound per sweep).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+    tol : float
+        Certified sup-norm error to stop at.
+    max_iter : int
+        Sweep cap.
+    V0 : array of float, shape (S,), optional
+        Start (default 0).
+
+    Returns
+    -------
+    dict
+        ``V``, ``Q``, ``policy``, ``n_iter``, ``error_bound``, ``converged``,
+        ``history``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> r = ref.soft_value_iteration(mdp, 0.1, tol=1e-10)
+    >>> fast = fs.soft_value_iteration(mdp, 0.1, tol=1e-10)
+    >>> bool(r["converged"]), bool(np.abs(r["V"] - fast.V).max() < 1e-8)
+    (True, True)
     """
     if mdp.gamma >= 1.0:
         raise ValueError("gamma must be < 1 for discounted value iteration")
@@ -184,12 +365,63 @@ def _vi_result(mdp, V, lo, hi, n, converged, hist, temperature, kl_weight, prior
 
 
 def value_iteration(mdp, *, tol=1e-8, max_iter=100_000, V0=None):
-    """Hard (``tau = eta = 0``) :func:`soft_value_iteration`."""
+    """Hard (``tau = eta = 0``) :func:`soft_value_iteration`.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    tol, max_iter, V0
+        As in :func:`soft_value_iteration`.
+
+    Returns
+    -------
+    dict
+        As :func:`soft_value_iteration`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> bool(ref.value_iteration(mdp, tol=1e-10)["converged"])
+    True
+    """
     return soft_value_iteration(mdp, 0.0, tol=tol, max_iter=max_iter, V0=V0)
 
 
 def finite_horizon(mdp, horizon, temperature=0.0, kl_weight=0.0, prior=None, VT=None):
-    """Backward induction; returns ``V (H+1, S)``, ``Q (H, S, A)``, ``policy (H, S, A)``."""
+    """Backward induction; returns ``V (H+1, S)``, ``Q (H, S, A)``, ``policy (H, S, A)``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+        Any discount in ``[0, 1]``.
+    horizon : int
+        ``H >= 1``.
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+    VT : array of float, shape (S,), optional
+        Terminal values ``V_H`` (default 0).
+
+    Returns
+    -------
+    V : ndarray, shape (H + 1, S)
+    Q : ndarray, shape (H, S, A)
+    policy : ndarray, shape (H, S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> V, Q, policy = ref.finite_horizon(mdp.with_gamma(1.0), 4, 0.5)
+    >>> bool(np.allclose(V, fs.soft_value_iteration(mdp.with_gamma(1.0), 0.5, horizon=4).V))
+    True
+    """
     S, A = mdp.n_states, mdp.n_actions
     P = transition_matrix(mdp)
     V = np.zeros((horizon + 1, S))
@@ -212,6 +444,36 @@ def gauss_seidel_sweep(mdp, V, temperature=0.0, kl_weight=0.0, prior=None, *, re
     decreasing) index order, each reading the values already updated. Returns
     ``(V_new, min d, max d)`` with ``d = new - old`` over non-terminal states.
     Reference of the serial Gauss-Seidel ``_sweep``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    V : array of float, shape (S,)
+        The values before the sweep (not modified).
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+    reverse : bool
+        Decreasing state order.
+    P : scipy.sparse matrix, optional
+        :func:`transition_matrix` of ``mdp``, if already built.
+
+    Returns
+    -------
+    V_new : ndarray, shape (S,)
+    dmin, dmax : float
+        Extremes of ``V_new - V`` over non-terminal states.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> V1, dmin, dmax = ref.gauss_seidel_sweep(mdp, np.zeros(5), 0.1)
+    >>> bool(dmin <= dmax)
+    True
     """
     P = transition_matrix(mdp) if P is None else P
     S, A = mdp.n_states, mdp.n_actions
@@ -252,6 +514,37 @@ def anderson_value_iteration(mdp, temperature, kl_weight=0.0, prior=None, *, ord
     singular. Every sweep output is certified as in :func:`soft_value_iteration`;
     the run stops at the first one within ``tol`` and returns it (midpoint).
     Returns the same dict as :func:`soft_value_iteration`.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+    order : {"jacobi", "gauss-seidel"}
+        The map ``G``.
+    depth : int
+        Differences kept.
+    tol, max_iter, V0
+        As in :func:`soft_value_iteration`.
+    ridge : float
+        Relative ridge of the normal equations.
+
+    Returns
+    -------
+    dict
+        As :func:`soft_value_iteration`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> r = ref.anderson_value_iteration(mdp, 0.1, tol=1e-10)
+    >>> bool(np.abs(r["V"] - ref.soft_value_iteration(mdp, 0.1, tol=1e-10)["V"]).max() < 1e-8)
+    True
     """
     if mdp.gamma >= 1.0:
         raise ValueError("gamma must be < 1 for discounted value iteration")
@@ -336,6 +629,27 @@ def dictionary_codes(mdp, max_codes=256, max_row=15):
     Returns ``(codes int64 (nnz,), offsets int64 (K,), probs float64 (K,))``, or
     None when there are more than ``max_codes`` pairs or a row has more than
     ``max_row`` entries.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    max_codes : int
+        Most distinct pairs allowed.
+    max_row : int
+        Longest row allowed.
+
+    Returns
+    -------
+    tuple of ndarray, or None
+        See above.
+
+    Examples
+    --------
+    >>> import fastsoft as fs
+    >>> from fastsoft import reference as ref
+    >>> codes, offsets, probs = ref.dictionary_codes(fs.gridworld(3, 3, slip=0.1))
+    >>> len(codes) == fs.gridworld(3, 3, slip=0.1).nnz
+    True
     """
     A = mdp.n_actions
     probs = np.asarray(mdp.probs, dtype=np.float64)
