@@ -42,6 +42,30 @@ def policy_reward(mdp, pi, temperature=0.0, kl_weight=0.0, prior=None) -> np.nda
     """``r_pi = sum_a pi R + tau H(pi) - eta KL(pi || mu)``; 0 at terminal states.
 
     Reference of ``_policy_reward``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    pi : array of float, shape (S, A)
+        The policy (rows summing to 1, zero on infeasible actions).
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,); uniform over the feasible actions by default.
+
+    Returns
+    -------
+    ndarray of float64, shape (S,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import pi as rp
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform = np.full((5, 2), 0.5)
+    >>> rp.policy_reward(mdp, uniform, 0.1).round(6)
+    array([0.847446, 0.766799, 0.531877, 0.87697 , 0.773809])
     """
     pi = np.asarray(pi, dtype=np.float64)
     R = np.asarray(mdp.rewards, dtype=np.float64)
@@ -60,6 +84,26 @@ def policy_matrix(mdp, pi) -> sp.csr_matrix:
     """``P_pi`` (S, S) with terminal rows empty and terminal columns dropped.
 
     Reference of ``_ppi_count`` / ``_ppi_fill`` (rows of ``P`` normalised by their sum).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    pi : array of float, shape (S, A)
+        The policy (rows summing to 1, zero on infeasible actions).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (S, S)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import pi as rp
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform = np.full((5, 2), 0.5)
+    >>> rp.policy_matrix(mdp, uniform).shape
+    (5, 5)
     """
     S, A = mdp.n_states, mdp.n_actions
     P = transition_matrix(mdp)
@@ -77,20 +121,98 @@ def policy_matrix(mdp, pi) -> sp.csr_matrix:
 
 
 def policy_operator(mdp, pi, r, V) -> np.ndarray:
-    """One Jacobi sweep ``T_pi V = r + gamma P_pi V`` (reference of ``_policy_sweep``)."""
+    """One Jacobi sweep ``T_pi V = r + gamma P_pi V`` (reference of ``_policy_sweep``).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    pi : array of float, shape (S, A)
+        The policy (rows summing to 1, zero on infeasible actions).
+    r : array of float, shape (S,)
+        :func:`policy_reward` of ``pi``.
+    V : array of float, shape (S,)
+
+    Returns
+    -------
+    ndarray of float64, shape (S,)
+
+    Examples
+    --------
+    ``V^pi`` is the fixed point:
+
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import pi as rp
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform = np.full((5, 2), 0.5)
+    >>> r = rp.policy_reward(mdp, uniform, 0.1)
+    >>> V, _ = rp.policy_evaluation(mdp, uniform, 0.1)
+    >>> bool(np.allclose(rp.policy_operator(mdp, uniform, r, V), V))
+    True
+    """
     out = r + mdp.gamma * (policy_matrix(mdp, pi) @ np.asarray(V, dtype=np.float64))
     out[~_live(mdp)] = 0.0
     return out
 
 
 def policy_matvec(mdp, pi, x) -> np.ndarray:
-    """``(I - gamma P_pi) x`` with identity rows at terminal states (``_policy_matvec``)."""
+    """``(I - gamma P_pi) x`` with identity rows at terminal states (``_policy_matvec``).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    pi : array of float, shape (S, A)
+        The policy (rows summing to 1, zero on infeasible actions).
+    x : array of float, shape (S,)
+
+    Returns
+    -------
+    ndarray of float64, shape (S,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import pi as rp
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform = np.full((5, 2), 0.5)
+    >>> V, _ = rp.policy_evaluation(mdp, uniform, 0.1)
+    >>> bool(np.allclose(rp.policy_matvec(mdp, uniform, V), rp.policy_reward(mdp, uniform, 0.1)))
+    True
+    """
     x = np.asarray(x, dtype=np.float64)
     return x - mdp.gamma * (policy_matrix(mdp, pi) @ x)
 
 
 def policy_evaluation(mdp, pi, temperature=0.0, kl_weight=0.0, prior=None):
-    """Exact ``V^pi`` by a sparse direct solve and ``Q^pi = R + gamma P V^pi``."""
+    """Exact ``V^pi`` by a sparse direct solve and ``Q^pi = R + gamma P V^pi``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    pi : array of float, shape (S, A)
+        The policy (rows summing to 1, zero on infeasible actions).
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+
+    Returns
+    -------
+    V : ndarray, shape (S,)
+    Q : ndarray, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import pi as rp
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform = np.full((5, 2), 0.5)
+    >>> V, Q = rp.policy_evaluation(mdp, uniform, 0.1)
+    >>> bool(np.allclose(V, fs.policy_evaluation(mdp, uniform, temperature=0.1).V))
+    True
+    """
     r = policy_reward(mdp, pi, temperature, kl_weight, prior)
     M = sp.identity(mdp.n_states, format="csc") - mdp.gamma * policy_matrix(mdp, pi).tocsc()
     V = spla.spsolve(M.tocsc(), r)
@@ -104,6 +226,27 @@ def improve_hard(Q, act, thr, terminal=None):
     """Greedy step that keeps ``act[s]`` unless beaten by more than ``thr`` (``_improve_hard``).
 
     Returns the new actions (lowest-index maximiser when the action changes).
+
+    Parameters
+    ----------
+    Q : array of float, shape (S, A)
+    act : array of int, shape (S,)
+        The current actions.
+    thr : float
+        Gain below which the current action is kept.
+    terminal : array of bool, shape (S,), optional
+        States whose action is kept.
+
+    Returns
+    -------
+    ndarray of int64, shape (S,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft.reference import pi as rp
+    >>> rp.improve_hard(np.array([[1.0, 1.0 + 1e-12], [0.0, 2.0]]), np.array([0, 0]), 1e-9)
+    array([0, 1])
     """
     Q = np.asarray(Q, dtype=np.float64)
     act = np.asarray(act).copy()
@@ -118,7 +261,27 @@ def improve_hard(Q, act, thr, terminal=None):
 
 
 def improve_mirror(Q, pi, temperature, kl_weight):
-    """``pi' ∝ pi^(eta/lam) exp(Q/lam)`` with ``lam = tau + eta`` (``_improve_mirror``)."""
+    """``pi' ∝ pi^(eta/lam) exp(Q/lam)`` with ``lam = tau + eta`` (``_improve_mirror``).
+
+    Parameters
+    ----------
+    Q : array of float, shape (S, A)
+    pi : array of float, shape (S, A)
+        The current policy.
+    temperature, kl_weight : float
+        ``tau, eta >= 0`` with ``tau + eta > 0``.
+
+    Returns
+    -------
+    ndarray of float64, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft.reference import pi as rp
+    >>> rp.improve_mirror(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]), 0.5, 0.5).round(6)
+    array([[0.731059, 0.268941]])
+    """
     Q = np.asarray(Q, dtype=np.float64)
     pi = np.asarray(pi, dtype=np.float64)
     lam = temperature + kl_weight
@@ -139,6 +302,34 @@ def regularized_policy_iteration(mdp, temperature, kl_weight=0.0, *, tol=1e-8, m
     keep the current action unless beaten by ``0.1 tol (1-gamma)/gamma``.
     Returns a dict with ``V`` (midpoint around ``T V^pi``), ``policy``, ``n_iter``,
     ``error_bound``, ``converged``, ``history``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    tol : float
+        Certified sup-norm error to stop at.
+    max_iter : int
+        Iteration cap.
+    pi0 : array of float, shape (S, A), optional
+        Start policy.
+
+    Returns
+    -------
+    dict
+        ``V``, ``policy``, ``n_iter``, ``error_bound``, ``converged``, ``history``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import pi as rp
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform = np.full((5, 2), 0.5)
+    >>> out = rp.regularized_policy_iteration(mdp, 0.1, tol=1e-10)
+    >>> bool(np.abs(out["V"] - fs.soft_value_iteration(mdp, 0.1, tol=1e-10).V).max() < 1e-8)
+    True
     """
     tau, eta = float(temperature), float(kl_weight)
     S, A = mdp.n_states, mdp.n_actions
