@@ -15,11 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from . import _csr
+from . import _csr, _formats
 
 __all__ = ["TabularMDP"]
 
 _ROW_ATOL = 1e-8
+
+#: A row of ``n`` probabilities normalised in a floating dtype with machine
+#: epsilon ``eps`` may sum to 1 only within about ``n * eps`` (each entry is
+#: rounded once, the sum accumulates one rounding per term); rows are accepted
+#: within ``max(_ROW_ATOL, ROW_SUM_ULPS * eps * n)`` of 1, with ``eps`` of the
+#: dtype the probabilities came in (2e-7 for two float32 entries).
+ROW_SUM_ULPS = 4.0
+
+
+def _row_tolerance(probs: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Per-row tolerance of the row-sum check for probabilities of ``probs``' dtype."""
+    dt = probs.dtype if np.issubdtype(probs.dtype, np.floating) else np.dtype(np.float64)
+    eps = float(np.finfo(dt).eps)
+    return np.maximum(_ROW_ATOL, ROW_SUM_ULPS * eps * np.diff(indptr))
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
@@ -31,6 +45,8 @@ def _float_dtype(dtype) -> np.dtype:
 
 
 def _as_real_array(x, name: str) -> np.ndarray:
+    if _formats.is_sparse(x):
+        raise _formats.sparse_error(name, x)
     if isinstance(x, np.ndarray):
         arr = x
     else:
@@ -46,6 +62,8 @@ def _as_real_array(x, name: str) -> np.ndarray:
 
 
 def _as_index_array(x, name: str) -> np.ndarray:
+    if _formats.is_sparse(x):
+        raise _formats.sparse_error(name, x)
     arr = np.asarray(x)
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
@@ -184,6 +202,7 @@ class TabularMDP:
         initial=None,
         dtype=np.float64,
         info: Mapping[str, Any] | None = None,
+        n_actions: int | None = None,
     ) -> TabularMDP:
         """Build from state-action-pair CSR arrays.
 
@@ -195,10 +214,13 @@ class TabularMDP:
             Next states.
         probs : array of float, shape (nnz,)
             Transition probabilities; every feasible, non-terminal row sums to 1
-            (atol 1e-8). Duplicate successors are merged.
+            within ``max(1e-8, ROW_SUM_ULPS * eps * n)`` for a row of ``n`` entries
+            and ``eps`` of ``probs``' dtype (so float32-normalised rows pass).
+            Duplicate successors are merged.
         R : array of float, shape (S, A) or (nnz,)
             Expected rewards, or a reward per transition (reduced to the
-            expectation). ``-inf`` marks an infeasible action.
+            expectation; then ``n_actions`` is needed). ``-inf`` in an (S, A)
+            array marks an infeasible action.
         gamma : float
             Discount in ``[0, 1]``.
         terminal : array of bool, shape (S,), optional
@@ -207,6 +229,8 @@ class TabularMDP:
             Storage dtype of ``probs`` and ``rewards``.
         info : mapping, optional
             Metadata kept read-only in :attr:`info` (e.g. ``{"grid": (rows, cols)}``).
+        n_actions : int, optional
+            ``A``, needed with a reward per transition (``S = (len(indptr) - 1) / A``).
 
         Returns
         -------
@@ -225,6 +249,12 @@ class TabularMDP:
         >>> mdp = fs.TabularMDP.from_csr(indptr, indices, probs, R, gamma=0.9)
         >>> mdp.n_states, mdp.n_actions, mdp.nnz
         (2, 2, 4)
+
+        A reward per transition needs ``n_actions``:
+
+        >>> fs.TabularMDP.from_csr([0, 2], [0, 0], [0.5, 0.5], [1.0, 3.0], 0.9,
+        ...                        n_actions=1).rewards
+        array([[2.]])
         """
         dt = _float_dtype(dtype)
         gamma = check_gamma(gamma)
@@ -239,17 +269,36 @@ class TabularMDP:
                 f"indices and probs must have the same length, got {indices.shape[0]} and {nnz}"
             )
         R = _as_real_array(R, "R")
+        trans_R = None
         if R.ndim == 2:
-            n_states, n_actions = R.shape
-        elif R.ndim == 1:
-            raise ValueError(
-                "R must have shape (S, A); a reward per transition (nnz,) needs the "
-                "number of states: pass R with shape (S, A) or use from_dense"
-            )
+            n_states, n_actions_R = R.shape
+            if n_actions is not None and int(n_actions) != n_actions_R:
+                raise ValueError(f"R has {n_actions_R} actions, n_actions says {n_actions}")
+            n_actions = n_actions_R
+        elif R.ndim == 1 and R.shape[0] == nnz:
+            if n_actions is None:
+                raise ValueError(
+                    "R must have shape (S, A), or (nnz,) for a reward per transition "
+                    "together with n_actions (S = (len(indptr) - 1) / n_actions)"
+                )
+            n_actions = int(n_actions)
+            n_rows = indptr.shape[0] - 1
+            if n_actions <= 0 or n_rows % n_actions:
+                raise ValueError(f"len(indptr) - 1 = {n_rows} is not a multiple of "
+                                 f"n_actions = {n_actions}")
+            n_states = n_rows // n_actions
+            if not np.all(np.isfinite(R)):
+                k = int(np.argmax(~np.isfinite(R)))
+                s, a = _entry_to_sa(indptr, k, n_actions)
+                raise ValueError(
+                    f"R(s, a, s') must be finite; first offending (s, a) = ({s}, {a})"
+                )
+            trans_R, R = R, None
         else:
-            raise ValueError(f"R must have shape (S, A), got {R.shape}")
+            raise ValueError(f"R must have shape (S, A) or (nnz,) = ({nnz},), got {R.shape}")
         return cls._build(
-            indptr, indices, probs, R, None, n_states, n_actions, gamma, terminal, initial, dt, info
+            indptr, indices, probs, R, trans_R, n_states, n_actions, gamma, terminal, initial,
+            dt, info
         )
 
     @classmethod
@@ -393,16 +442,18 @@ class TabularMDP:
         must_sum = feasible.copy()
         if term is not None:
             must_sum[term] = False
-        bad = must_sum & (np.abs(sums - 1.0) > _ROW_ATOL)
+        row_tol = _row_tolerance(probs, indptr).reshape(S, A)
+        bad = must_sum & (np.abs(sums - 1.0) > row_tol)
         if bad.any():
             s, a = np.argwhere(bad)[0]
             raise ValueError(
-                f"probs: row of (s, a) = ({s}, {a}) sums to {sums[s, a]!r}, not 1 (atol 1e-8)"
+                f"probs: row of (s, a) = ({s}, {a}) sums to {sums[s, a]!r}, not 1 "
+                f"(tolerance {row_tol[s, a]:.3g} for {probs.dtype} probabilities)"
             )
         indptr, indices, probs64 = _csr.canonicalize_csr(
             np.ascontiguousarray(indptr), indices, probs64
         )
-        # store exactly stochastic rows (validation allowed 1e-8 of slack)
+        # store exactly stochastic rows (validation allowed some slack)
         sums = _csr.row_sums(indptr, probs64)
         if np.any((sums > 0) & (sums != 1.0)):
             scale = np.where(sums > 0, sums, 1.0)
@@ -455,6 +506,169 @@ class TabularMDP:
         if abs(p.sum() - 1.0) > _ROW_ATOL:
             raise ValueError(f"initial must sum to 1, got {p.sum()!r}")
         return p
+
+    @classmethod
+    def from_scipy(
+        cls,
+        P,
+        R,
+        gamma: float,
+        *,
+        terminal=None,
+        initial=None,
+        dtype=np.float64,
+        info: Mapping[str, Any] | None = None,
+    ) -> TabularMDP:
+        """Build from scipy.sparse transition matrices.
+
+        Parameters
+        ----------
+        P : scipy.sparse matrix (S*A, S), or list of A scipy.sparse (S, S)
+            Either one matrix whose row ``s*A + a`` is ``P(.|s, a)`` (the
+            storage of record, SPEC.md 1), or one matrix per action,
+            ``P[a][s, s']`` (mdptoolbox's sparse form). Dense arrays are
+            accepted in the same layouts.
+        R : array (S, A) or (S*A,), or rewards per transition in the layout of ``P``
+            Expected rewards (``-inf`` marks an infeasible action), or
+            ``R(s, a, s')`` as a sparse matrix (or list) shaped like ``P``,
+            reduced to ``sum_s' P R``.
+        gamma : float
+        terminal, initial, dtype, info
+            As in :meth:`from_csr`.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from fastsoft import TabularMDP
+        >>> P = sp.csr_array(np.array([[0.5, 0.5], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+        >>> m = TabularMDP.from_scipy(P, np.array([[0.0, 1.0], [0.0, 0.0]]), 0.9)
+        >>> (m.n_states, m.n_actions, m.nnz)
+        (2, 2, 5)
+        >>> m2 = TabularMDP.from_scipy([sp.eye(2), sp.eye(2)], np.zeros((2, 2)), 0.9)
+        >>> m2.to_scipy()[0].shape
+        (4, 2)
+        """
+        return cls._from_converted(_formats.from_scipy_arrays(P, R), gamma, terminal, initial,
+                                   dtype, info)
+
+    @classmethod
+    def from_mdptoolbox(
+        cls,
+        P,
+        R,
+        gamma: float,
+        *,
+        terminal=None,
+        initial=None,
+        dtype=np.float64,
+        info: Mapping[str, Any] | None = None,
+    ) -> TabularMDP:
+        """Build from pymdptoolbox's ``P`` and ``R``.
+
+        Parameters
+        ----------
+        P : array (A, S, S), or list of A (S, S) dense or scipy.sparse matrices
+            ``P[a][s, s']`` (note: action first, unlike :meth:`from_dense`).
+        R : array (S,), (S, A) or (A, S, S), or list of A (S, S) matrices
+            Reward per state (the same for every action), per state-action
+            pair, or per transition ``R[a][s, s']`` (reduced to its expectation).
+        gamma : float
+            mdptoolbox's ``discount``.
+        terminal, initial, dtype, info
+            As in :meth:`from_csr`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastsoft import TabularMDP
+        >>> P = np.array([[[0.5, 0.5], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])
+        >>> m = TabularMDP.from_mdptoolbox(P, np.array([0.0, 1.0]), 0.9)
+        >>> m.rewards
+        array([[0., 0.],
+               [1., 1.]])
+        """
+        return cls._from_converted(_formats.from_mdptoolbox_arrays(P, R), gamma, terminal,
+                                   initial, dtype, info)
+
+    @classmethod
+    def from_quantecon(
+        cls, ddp, *, terminal=None, initial=None, dtype=np.float64,
+        info: Mapping[str, Any] | None = None,
+    ) -> TabularMDP:
+        """Build from a quantecon ``DiscreteDP`` (product or state-action form).
+
+        The product form's ``R (S, A)`` and ``Q (S, A, S)`` map directly
+        (``-inf`` rewards stay infeasible). In the state-action form
+        (``s_indices``, ``a_indices``, ``R (L,)``, dense or sparse ``Q (L, S)``)
+        the pairs not listed become infeasible actions, with
+        ``A = max(a_indices) + 1``. The discount is ``ddp.beta``.
+
+        Parameters
+        ----------
+        ddp : quantecon.markov.DiscreteDP
+        terminal, initial, dtype, info
+            As in :meth:`from_csr`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quantecon.markov import DiscreteDP  # doctest: +SKIP
+        >>> ddp = DiscreteDP(np.array([1.0, 0.0, 2.0]), np.array([[1.0, 0.0], [0.0, 1.0],
+        ...                  [0.5, 0.5]]), 0.9, [0, 0, 1], [0, 1, 0])  # doctest: +SKIP
+        >>> TabularMDP.from_quantecon(ddp).rewards  # doctest: +SKIP
+        array([[  1.,   0.],
+               [  2., -inf]])
+        """
+        return cls._from_converted(_formats.from_quantecon_arrays(ddp), float(ddp.beta),
+                                   terminal, initial, dtype, info)
+
+    @classmethod
+    def _from_converted(cls, arrays, gamma, terminal, initial, dtype, info) -> TabularMDP:
+        """Validate and build from ``(indptr, indices, probs, R, S, A)`` of a converter."""
+        indptr, indices, probs, R, S, A = arrays
+        return cls._build(indptr, indices, probs, _as_real_array(R, "R"), None, S, A,
+                          check_gamma(gamma), terminal, initial, _float_dtype(dtype), info)
+
+    def to_scipy(self):
+        """``(P, R)``: ``P`` a float64 ``scipy.sparse.csr_array`` (S*A, S), row ``s*A + a``.
+
+        ``R`` is a float64 copy of :attr:`rewards` (S, A). Terminal states keep
+        their stored rows (their value is 0 whatever the rows say).
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> P, R = fs.gridworld(2, 3).to_scipy()
+        >>> P.shape, R.shape
+        ((24, 6), (6, 4))
+        """
+        return _formats.to_scipy_matrix(self), np.array(self.rewards, dtype=np.float64)
+
+    def to_quantecon(self, *, sa_pair: bool | None = None):
+        """A quantecon ``DiscreteDP`` with the same hard (unregularized) problem.
+
+        Parameters
+        ----------
+        sa_pair : bool, optional
+            State-action form (feasible pairs only, sparse ``Q``) or product
+            form (dense ``Q (S, A, S)``); default the product form while
+            ``S * A * S <= 1e6``.
+
+        Returns
+        -------
+        quantecon.markov.DiscreteDP
+            Terminal states become zero-reward self-loops with one action, which
+            have the terminal value 0 for the hard problem quantecon solves (not
+            under a temperature: see SPEC.md 1). Needs ``gamma < 1``.
+
+        Examples
+        --------
+        >>> import fastsoft as fs
+        >>> ddp = fs.random_mdp(5, 2, 2, gamma=0.9, seed=0).to_quantecon()  # doctest: +SKIP
+        >>> ddp.num_states  # doctest: +SKIP
+        5
+        """
+        return _formats.to_quantecon_ddp(self, sa_pair)
 
     @classmethod
     def from_gymnasium(cls, env, gamma: float, *, dtype=np.float64) -> TabularMDP:
