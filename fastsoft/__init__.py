@@ -4,7 +4,10 @@ Importing fastsoft compiles nothing: kernels are compiled on first use and
 cached on disk.
 """
 
+from ._jit import get_num_threads, max_threads, set_num_threads
 from ._version import __version__ as __version__
+from ._warmup import warmup
+from .batch import BatchResult, solve_batch
 from .generators import gridworld, huys_planning_task, mattar_daw_maze, random_mdp
 from .mdp import TabularMDP
 from .pi import (
@@ -38,6 +41,12 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "get_num_threads",
+    "max_threads",
+    "set_num_threads",
+    "warmup",
+    "BatchResult",
+    "solve_batch",
     "MonteCarloEstimate",
     "Occupancy",
     "Trajectories",

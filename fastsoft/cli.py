@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastsoft",
                 description="Entropy/KL-regularized dynamic programming for big tabular MDPs.")
     p.add_argument("--version", action="version", version=f"fastsoft {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{solve,dra,bench,info}")
+    sub = p.add_subparsers(dest="command", metavar="{solve,dra,bench,info,warmup}")
 
     s = sub.add_parser(
         "solve", help="solve an MDP and save V, Q, policy",
@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the Numba thread count, and which optional extras "
                                    "(plot, progress) are installed.")
     i.set_defaults(func=_cmd_info)
+
+    w = sub.add_parser("warmup", help="compile every kernel ahead (e.g. in a Docker build)")
+    w.add_argument("--only", nargs="+", metavar="GROUP",
+                   help="groups to compile: solve sampling inference dra envs (default all)")
+    w.add_argument("--serial", action="store_true", help="only the serial kernels")
+    w.set_defaults(func=_cmd_warmup)
     return p
 
 
@@ -980,6 +986,21 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_warmup(args) -> int:
+    """``fastsoft warmup``: compile every kernel into Numba's disk cache."""
+    from ._warmup import warmup
+
+    t = time.perf_counter()
+    warmup(args.only, parallel=False if args.serial else None,
+           report=lambda g, sec: print(f"{g:10s} {sec:7.1f} s", flush=True))
+    print(f"warm: kernels compiled and cached ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+def _compile_notice() -> None:
+    print("fastsoft: compiling kernels (first run only) ...", file=sys.stderr, flush=True)
+
+
 # ---------------------------------------------------------------------- entry point
 def _subparser(parser: argparse.ArgumentParser, command: str | None):
     for action in parser._actions:
@@ -1022,6 +1043,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 success, 2 error in the arguments or input (one line
         ``fastsoft: error: ...`` on stderr), 130 interrupted by Ctrl-C.
     """
+    from ._jit import on_first_compile
+
+    on_first_compile(_compile_notice)
     parser = build_parser()
     try:
         args, extras = parser.parse_known_args(argv)
@@ -1032,7 +1056,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else _error(exc.code)
     if args.command is None:
-        return _error("choose a command: solve, dra, bench or info (see 'fastsoft --help')")
+        return _error("choose a command: solve, dra, bench, info or warmup (see 'fastsoft --help')")
     try:
         return int(args.func(args))
     except CLIError as exc:

@@ -38,6 +38,7 @@ from ._common import (
     make_regularizer,
     n_feasible,
 )
+from ._jit import run_time
 from .mdp import TabularMDP
 from .result import SolveResult
 from .vi import _backup, _chunk_bounds, _finish, _use_parallel
@@ -380,7 +381,7 @@ def policy_evaluation(
         history={"error_bound": np.array([bound]), "residual": np.array([res]),
                  "time": np.array([time.perf_counter() - t_start])},
         method=f"policy_evaluation[{info['method']}]", temperature=reg.tau,
-        kl_weight=reg.eta, tol=tol, wall_time=time.perf_counter() - t_start,
+        kl_weight=reg.eta, tol=tol, wall_time=run_time(t_start),
         extra={k: v for k, v in info.items() if k not in ("method", "n_iter")},
     )
 

@@ -15,6 +15,7 @@ from ._common import (
     check_vector,
     make_regularizer,
 )
+from ._jit import parallel_mode
 from .mdp import TabularMDP
 from .pi import DIRECT_MAX_STATES, _pi_loop
 from .result import SolveResult
@@ -76,6 +77,7 @@ def solve(
     callback: Callable[[dict], bool | None] | None = None,
     progress: bool = False,
     gamma: float | None = None,
+    parallel: bool | None = None,
 ) -> SolveResult:
     """Solve a (regularized) MDP to a certified sup-norm error ``tol``.
 
@@ -160,12 +162,27 @@ def solve(
     gamma : float, optional
         Discount of a gymnasium environment (default 0.99; toy-text
         environments have none of their own). Not for a TabularMDP.
+    parallel : bool, optional
+        ``None`` (default): Numba's threads only on problems large enough to
+        gain (:data:`fastsoft._jit.PARALLEL_MIN_SIZE`); ``True``: parallel
+        kernels whatever the size; ``False``: serial kernels. The thread count
+        is :func:`fastsoft.set_num_threads`'s (default: every core Numba sees,
+        ``NUMBA_NUM_THREADS``). The choice changes the sweep algorithm on
+        large problems (chunked Jacobi / block Gauss-Seidel), never the result's
+        dependence on the thread count.
 
     Returns
     -------
     SolveResult
         ``method`` names what ran, e.g. ``"value_iteration[gauss-seidel]"``.
     """
+    with parallel_mode(parallel):
+        return _solve(mdp, temperature, kl_weight, prior, tol, method, V0, max_iter, callback,
+                      progress, gamma, parallel)
+
+
+def _solve(mdp, temperature, kl_weight, prior, tol, method, V0, max_iter, callback, progress,
+           gamma, parallel) -> SolveResult:
     t_start = time.perf_counter()
     mdp = as_tabular(mdp, gamma)
     reg = make_regularizer(mdp, temperature, kl_weight, prior)
@@ -185,7 +202,7 @@ def solve(
         order = "gauss-seidel" if method == "vi-gs" else "jacobi"
         return soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
                                     max_iter=max_iter, V0=V, order=order, callback=callback,
-                                    progress=progress)
+                                    progress=progress, parallel=parallel)
     from .progress import solver_progress
 
     if mdp.has_terminal:
@@ -200,4 +217,4 @@ def solve(
                          callback=callback) as cb:
         order = "gauss-seidel" if mdp.has_terminal else "jacobi"
         return _pi_loop(mdp, reg, reg, 0.0, V, TV, Q, pig, logpi, True, evaluation, m, tol,
-                        max_iter or 10_000, order, None, cb, name, t_start)
+                        max_iter or 10_000, order, parallel, cb, name, t_start)

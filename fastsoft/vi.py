@@ -20,6 +20,7 @@ from ._common import (
     kernel_arrays,
     make_regularizer,
 )
+from ._jit import parallel_mode, run_time
 from .mdp import TabularMDP
 from .result import SolveResult
 
@@ -339,7 +340,8 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
     while done < max_iter:
         n = min(batch, max_iter - done)
         try:
-            k = run(n, done)
+            with parallel_mode(par):  # the twins agree with the sweeps' algorithm
+                k = run(n, done)
         except KeyboardInterrupt:  # pragma: no cover - only with a callback
             interrupted = True
             break
@@ -448,7 +450,7 @@ def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:
         V=V, Q=Q, policy=pi, n_iter=n, residual=residual, error_bound=float(bound),
         converged=bool(bound <= tol), history=out["history"], method=method,
         temperature=reg.tau, kl_weight=reg.eta, horizon=None, tol=tol,
-        wall_time=time.perf_counter() - t_start, interrupted=out["interrupted"],
+        wall_time=run_time(t_start), interrupted=out["interrupted"],
         extra=extra or {},
     )
 
@@ -467,5 +469,5 @@ def _finite(mdp, reg, H, V0, t_start) -> SolveResult:
         V=Vt, Q=Qt, policy=pit, n_iter=H, residual=0.0, error_bound=0.0, converged=True,
         history={"error_bound": np.zeros(H), "residual": np.zeros(H), "time": np.zeros(H)},
         method=method, temperature=reg.tau, kl_weight=reg.eta, horizon=H, tol=0.0,
-        wall_time=time.perf_counter() - t_start,
+        wall_time=run_time(t_start),
     )

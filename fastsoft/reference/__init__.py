@@ -12,6 +12,7 @@ evaluation and iteration), :mod:`fastsoft.reference.dra` (the DRA loop),
 from . import blocks, dra, pi, sampling
 from .core import (
     anderson_value_iteration,
+    batch_value_iteration,
     bellman_backup,
     canonicalize_csr,
     dictionary_codes,
@@ -30,6 +31,7 @@ __all__ = [
     "blocks",
     "dra",
     "anderson_value_iteration",
+    "batch_value_iteration",
     "gauss_seidel_sweep",
     "pi",
     "sampling",
