@@ -55,11 +55,13 @@ import threading
 import time
 import types
 from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
 from numba.core import event as _event
 from numba.core import types as _nbtypes
+from numba.core.types import unliteral as _unliteral  # type: ignore[attr-defined]
 from numba.core.typing.typeof import typeof_impl
 
 #: LLVM fast-math flags: contraction (FMA) and no signed zeros. Deliberately
@@ -129,14 +131,14 @@ class parallel_mode:  # noqa: N801 - used like a function: ``with parallel_mode(
 
     def __init__(self, parallel: bool | None) -> None:
         self._value = None if parallel is None else bool(parallel)
-        self._token = None
+        self._token: contextvars.Token[bool | None] | None = None
 
     def __enter__(self) -> None:
         self._token = _MODE.set(self._value)
 
-    def __exit__(self, *exc) -> bool:
-        _MODE.reset(self._token)
-        return False
+    def __exit__(self, *exc) -> None:
+        if self._token is not None:
+            _MODE.reset(self._token)
 
 
 def _largest(args) -> int:
@@ -174,8 +176,8 @@ def _no_literal_variants(disp):
     template = disp.get_call_template
 
     def get_call_template(args, kws):
-        return template(tuple(_nbtypes.unliteral(a) for a in args),
-                        {k: _nbtypes.unliteral(v) for k, v in kws.items()})
+        return template(tuple(_unliteral(a) for a in args),
+                        {k: _unliteral(v) for k, v in kws.items()})
 
     disp.get_call_template = get_call_template
     return disp
@@ -202,9 +204,9 @@ class Kernel:
     def __init__(self, py_func: Callable, own_prange: bool) -> None:
         self.py_func = py_func
         self._own_prange = own_prange
-        self._serial = None
-        self._parallel = None
-        self._tree = None
+        self._serial: Any = None
+        self._parallel: Any = None
+        self._tree: bool | None = None
         self.__name__ = py_func.__name__
         self.__qualname__ = py_func.__qualname__
         self.__module__ = py_func.__module__
@@ -223,7 +225,7 @@ class Kernel:
             self._tree = self._own_prange  # provisional, for (mutually) recursive kernels
             self._tree = self._own_prange or any(k.has_parallel
                                                  for k in self._callees().values())
-        return self._tree
+        return bool(self._tree)
 
     @property
     def serial(self):
@@ -304,11 +306,11 @@ class _CompileListener(_event.Listener):
         if depth == 0:
             _STATE.t0 = time.perf_counter()
             with _LOCK:
-                first = _TOTAL["count"] == 0
                 _TOTAL["count"] += 1
-            if first:
-                for fn in tuple(_NOTICES):
-                    fn()
+                due = tuple(_NOTICES)
+                _NOTICES.clear()
+            for fn in due:
+                fn()
 
     def on_end(self, event) -> None:
         _STATE.depth -= 1
@@ -329,15 +331,17 @@ _event.register("numba:compile", _CompileListener())
 
 
 def on_first_compile(fn: Callable[[], None]) -> Callable[[], None]:
-    """Call ``fn()`` when this process starts its first Numba compilation.
+    """Call ``fn()`` once, when this process next starts compiling Numba code.
 
     A compilation happens only where the disk cache misses (a fresh
-    environment or new sources); the CLI uses this hook to print
-    ``compiling kernels (first run only)``. Registering the same ``fn`` twice
-    keeps one registration. Returns ``fn``.
+    environment, new sources, or a kernel variant not used before); the CLI
+    arms this hook to print ``compiling kernels (first run only)`` the moment
+    compiling starts. Arming the same ``fn`` twice before it fires keeps one
+    registration. Returns ``fn``.
     """
-    if fn not in _NOTICES:
-        _NOTICES.append(fn)
+    with _LOCK:
+        if fn not in _NOTICES:
+            _NOTICES.append(fn)
     return fn
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def _solve_group() -> None:
     for m in (grid, rand, rand.astype(np.float32)):
         prior = np.full((m.n_states, m.n_actions), 1.0 / m.n_actions)
         for tau, eta in ((0.0, 0.0), (0.1, 0.0), (0.0, 0.5), (0.1, 0.5)):
-            kw = dict(kl_weight=eta, prior=prior if eta else None)
+            kw: dict[str, Any] = dict(kl_weight=eta, prior=prior if eta else None)
             for method in ("vi", "vi-gs", "pi", "pi-iterative", "mpi"):
                 fs.solve(m, tau, method=method, tol=1e-6, **kw)
             fs.soft_value_iteration(m, tau, horizon=3, **kw)
@@ -35,7 +36,7 @@ def _solve_group() -> None:
                                     **kw)
             fs.solve(m, tau, tol=1e-6, callback=lambda info: None, **kw)
         res = fs.solve(m, 0.1, tol=1e-6)
-        fs.policy_evaluation(m, res.policy, 0.1)
+        fs.policy_evaluation(m, res.policy, temperature=0.1)
         fs.bellman_backup(m, res.V, 0.1)
 
 

@@ -693,6 +693,7 @@ def _cmd_solve(args) -> int:
 
     _check_solve_args(args)
     _check_sizes(args)
+    compile_notice(quiet=args.quiet)  # before building: the CSR kernels may compile too
     t0 = time.perf_counter()
     mdp, label = _make_mdp(args)
     t_build = time.perf_counter() - t0
@@ -702,7 +703,6 @@ def _cmd_solve(args) -> int:
     _check_horizon_size(args, mdp)
     _say(args, f"fastsoft: solving {label} ({mdp.n_states} states) with --method "
                f"{args.method}; Ctrl-C stops and keeps the partial result")
-    compile_notice(quiet=args.quiet)
     with progress_callback("solve", tol=args.tol, quiet=args.quiet,
                            catch_interrupt=True) as cb:
         res = _run_solver(mdp, args, cb)
@@ -997,10 +997,6 @@ def _cmd_warmup(args) -> int:
     return 0
 
 
-def _compile_notice() -> None:
-    print("fastsoft: compiling kernels (first run only) ...", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------- entry point
 def _subparser(parser: argparse.ArgumentParser, command: str | None):
     for action in parser._actions:
@@ -1043,9 +1039,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 success, 2 error in the arguments or input (one line
         ``fastsoft: error: ...`` on stderr), 130 interrupted by Ctrl-C.
     """
-    from ._jit import on_first_compile
-
-    on_first_compile(_compile_notice)
     parser = build_parser()
     try:
         args, extras = parser.parse_known_args(argv)

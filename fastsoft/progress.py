@@ -94,10 +94,26 @@ def compile_notice(*, quiet: bool = False, file: IO[str] | None = None) -> bool:
         Whether the notice was printed.
     """
     stream = file if file is not None else sys.stderr
-    if quiet or not _is_tty(stream) or kernels_cached():
+    if quiet or not _is_tty(stream):
         return False
+    if kernels_cached():
+        # a call may still need a kernel not compiled yet: say so when Numba starts
+        from ._jit import on_first_compile
+
+        on_first_compile(_late_notice)
+        return False
+    _NOTICE_SHOWN[0] = True
     print(COMPILE_NOTICE, file=stream, flush=True)
     return True
+
+
+_NOTICE_SHOWN = [False]
+
+
+def _late_notice() -> None:
+    if _is_tty(sys.stderr) and not _NOTICE_SHOWN[0]:
+        _NOTICE_SHOWN[0] = True
+        print(COMPILE_NOTICE, file=sys.stderr, flush=True)
 
 #: Resolution of the bar (the bar counts in thousandths of the way to ``tol``).
 _STEPS = 1000
