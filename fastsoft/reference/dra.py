@@ -272,7 +272,35 @@ def train(mdp, *, beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, n_episode
           update="expected_sarsa", allocation="dra", sigma_clip=(0.01, 100.0), max_steps=None,
           n_runs=1, seed=None, eval_every=None, n_eval=100, switch_episode=None,
           switch_mdp=None) -> DRAResult:
-    """Reference of :func:`fastsoft.dra.train` (same arguments, same result, sequential runs)."""
+    """Reference of :func:`fastsoft.dra.train` (same arguments, same result, sequential runs).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, n_episodes
+        As in :func:`fastsoft.dra.train`.
+    gamma, n_traj, psi, cost, entropy_bonus, update, allocation, sigma_clip
+        As in :func:`fastsoft.dra.train`.
+    max_steps, n_runs, seed, eval_every, n_eval, switch_episode, switch_mdp
+        As in :func:`fastsoft.dra.train`.
+
+    Returns
+    -------
+    DRAResult
+        Equal (to round-off in ``qbar`` and ``sigma``) to the result of
+        :func:`fastsoft.dra.train` with the same arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import dra
+    >>> from fastsoft.reference import dra as rd
+    >>> kw = dict(dra.MAZE_PARAMS, n_episodes=3, seed=0)
+    >>> maze = fs.mattar_daw_maze()
+    >>> bool(np.allclose(rd.train(maze, **kw).sigma, dra.train(maze, **kw).sigma))
+    True
+    """
     cfg = _core._prepare(
         mdp, beta=beta, lam=lam, sigma_base=sigma_base, sigma0=sigma0, alpha_q=alpha_q,
         alpha_sigma=alpha_sigma, n_episodes=n_episodes, gamma=gamma, n_traj=n_traj, psi=psi,
@@ -294,7 +322,33 @@ def train(mdp, *, beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, n_episode
 def estimate_gradient(mdp, qbar, sigma, *, beta, lam, sigma_base, n_traj=10, psi="advantage",
                       cost="allocation", entropy_bonus=False, max_steps=None,
                       seed=None) -> GradientEstimate:
-    """Reference of :func:`fastsoft.dra.estimate_gradient`."""
+    """Reference of :func:`fastsoft.dra.estimate_gradient`.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    qbar, sigma : array of float, shape (S, A)
+    beta, lam, sigma_base, n_traj, psi, cost, entropy_bonus, max_steps, seed
+        As in :func:`fastsoft.dra.estimate_gradient`.
+
+    Returns
+    -------
+    GradientEstimate
+        Equal to the result of :func:`fastsoft.dra.estimate_gradient`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft import dra
+    >>> from fastsoft.reference import dra as rd
+    >>> maze = fs.mattar_daw_maze()
+    >>> qbar, sigma = np.zeros((54, 4)), np.full((54, 4), 3.0)
+    >>> kw = dict(beta=10.0, lam=0.1, sigma_base=5.0, n_traj=2, seed=0)
+    >>> ref_g = rd.estimate_gradient(maze, qbar, sigma, **kw)
+    >>> bool(np.allclose(ref_g.reward, dra.estimate_gradient(maze, qbar, sigma, **kw).reward))
+    True
+    """
     a = _core._gradient_args(mdp, qbar, sigma, beta=beta, lam=lam, sigma_base=sigma_base,
                              n_traj=n_traj, psi=psi, cost=cost, entropy_bonus=entropy_bonus,
                              max_steps=max_steps)

@@ -47,7 +47,24 @@ def _mix64(z: int) -> int:
 
 
 def stream_key(seed) -> int:
-    """The 64-bit key drawn from ``numpy.random.default_rng(seed)`` (as the kernels do)."""
+    """The 64-bit key drawn from ``numpy.random.default_rng(seed)`` (as the kernels do).
+
+    Parameters
+    ----------
+    seed : int, SeedSequence, Generator or None
+        Anything :func:`numpy.random.default_rng` accepts.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**64)``.
+
+    Examples
+    --------
+    >>> from fastsoft.reference import sampling as rs
+    >>> rs.stream_key(0) == rs.stream_key(0)
+    True
+    """
     return int(np.random.default_rng(seed).integers(0, 2**64, dtype=np.uint64))
 
 
@@ -55,6 +72,27 @@ def splitmix64(key: int, episode: int, counter: int) -> int:
     """Draw ``counter`` of episode ``episode``'s stream: a 64-bit integer.
 
     Mirrors ``fastsoft.sampling._draw(_episode_base(key, episode), counter)``.
+
+    Parameters
+    ----------
+    key : int
+        The stream key (:func:`stream_key`).
+    episode : int
+        Episode index.
+    counter : int
+        Draw index within the episode.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**64)``.
+
+    Examples
+    --------
+    >>> from fastsoft.reference import sampling as rs
+    >>> key = rs.stream_key(0)
+    >>> 0 <= rs.splitmix64(key, 0, 0) < 2**64
+    True
     """
     base = _mix64(key ^ ((episode * _EPISODE) & _MASK))
     return _mix64((base + (counter + 1) * _GOLDEN) & _MASK)
@@ -65,6 +103,26 @@ def splitmix_uniform(key: int, episode: int, counter: int) -> float:
 
     Mirrors ``fastsoft.sampling._uniform(_episode_base(key, episode), counter)``
     (the start state: draw 0).
+
+    Parameters
+    ----------
+    key : int
+        The stream key (:func:`stream_key`).
+    episode : int
+        Episode index.
+    counter : int
+        Draw index within the episode.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastsoft.reference import sampling as rs
+    >>> key = rs.stream_key(0)
+    >>> 0.0 <= rs.splitmix_uniform(key, 0, 0) < 1.0
+    True
     """
     return (splitmix64(key, episode, counter) >> 11) * (1.0 / 9007199254740992.0)
 
@@ -75,13 +133,55 @@ def splitmix_uniform_pair(key: int, episode: int, counter: int) -> tuple[float, 
     Mirrors ``fastsoft.sampling._uniform_pair(_episode_base(key, episode), counter)``:
     step ``t`` of an episode uses draw ``t + 1``, the first double for the
     action and the second for the successor.
+
+    Parameters
+    ----------
+    key : int
+        The stream key (:func:`stream_key`).
+    episode : int
+        Episode index.
+    counter : int
+        Draw index within the episode.
+
+    Returns
+    -------
+    tuple of float
+
+    Examples
+    --------
+    >>> from fastsoft.reference import sampling as rs
+    >>> key = rs.stream_key(0)
+    >>> u, v = rs.splitmix_uniform_pair(key, 0, 1)
+    >>> 0.0 <= u < 1.0 and 0.0 <= v < 1.0
+    True
     """
     z = splitmix64(key, episode, counter)
     return (z >> 32) * (1.0 / 4294967296.0), (z & 0xFFFFFFFF) * (1.0 / 4294967296.0)
 
 
 def row_cumsum(indptr, probs) -> np.ndarray:
-    """Within-row cumulative probabilities (mirrors ``fastsoft.sampling._row_cumsum``)."""
+    """Within-row cumulative probabilities (mirrors ``fastsoft.sampling._row_cumsum``).
+
+    Parameters
+    ----------
+    indptr : array of int, shape (n_rows + 1,)
+    probs : array of float, shape (nnz,)
+
+    Returns
+    -------
+    ndarray of float64, shape (nnz,)
+        The last entry of every row is exactly 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> float(rs.row_cumsum(mdp.indptr, mdp.probs)[2])
+    1.0
+    """
     out = np.empty(len(probs), dtype=np.float64)
     p = np.asarray(probs, dtype=np.float64)
     for r in range(len(indptr) - 1):
@@ -118,6 +218,36 @@ def sample_trajectories(mdp, policy, n_episodes, horizon, seed, initial, *, key=
     (:func:`splitmix_uniform`) and the action and successor of step ``t`` from
     the two halves of draw ``t + 1`` (:func:`splitmix_uniform_pair`).
     Returns ``(states, actions, rewards, lengths)``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    policy : array of float
+        ``(S, A)`` or ``(T, S, A)``.
+    n_episodes, horizon : int
+    seed : int, SeedSequence, Generator or None
+    initial : array of float, shape (S,)
+    key : int, optional
+
+    Returns
+    -------
+    states : ndarray, shape (n_episodes, horizon + 1)
+    actions, rewards : ndarray, shape (n_episodes, horizon)
+    lengths : ndarray, shape (n_episodes,)
+
+    Examples
+    --------
+    The kernel draws the same trajectories:
+
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> states, actions, rewards, lengths = rs.sample_trajectories(mdp, uniform, 10, 4, 0, start)
+    >>> fast = fs.sample_trajectories(mdp, uniform, n_episodes=10, horizon=4, seed=0, initial=start)
+    >>> bool(np.array_equal(states, fast.states))
+    True
     """
     pol = np.asarray(policy, dtype=np.float64)
     if pol.ndim == 2:
@@ -158,6 +288,27 @@ def discounted_returns(rewards, lengths, gamma, states=None, bonus=None) -> np.n
     """``sum_{t < length} gamma^t (r_t + bonus[t, s_t])`` per episode (mirrors ``_returns_kernel``).
 
     ``bonus`` (optional, with ``states``) has shape ``(T, S)``; row ``min(t, T-1)`` is used.
+
+    Parameters
+    ----------
+    rewards : array of float, shape (n, T)
+    lengths : array of int, shape (n,)
+        Steps taken per episode.
+    gamma : float
+    states : array of int, shape (n, T + 1), optional
+    bonus : array of float, shape (T, S), optional
+        Per-step, per-state bonus (needs ``states``).
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft.reference import sampling as rs
+    >>> rs.discounted_returns(np.ones((2, 3)), np.array([3, 1]), 0.5)
+    array([1.75, 1.  ])
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     out = np.zeros(rewards.shape[0])
@@ -185,6 +336,31 @@ def policy_evaluation(mdp, policy, temperature=0.0, kl_weight=0.0, prior=None):
 
     ``r_pi(s) = sum_a pi R + tau H(pi_s) - eta KL(pi_s || mu_s)``; terminal states
     have ``V = 0``. Returns ``(V, Q)`` with ``Q = R + gamma P V``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    policy : array of float, shape (S, A)
+    temperature, kl_weight : float
+        ``tau, eta >= 0``.
+    prior : array, optional
+        ``mu`` (S, A) or (A,).
+
+    Returns
+    -------
+    V : ndarray, shape (S,)
+    Q : ndarray, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> V, Q = rs.policy_evaluation(mdp, uniform, 0.1)
+    >>> bool(np.allclose(V, fs.policy_evaluation(mdp, uniform, temperature=0.1).V))
+    True
     """
     P, R = _dense(mdp)
     pi = np.asarray(policy, dtype=np.float64)
@@ -222,6 +398,30 @@ def occupancy_discounted(mdp, policy, initial):
     """Dense solve of ``(I - gamma P_pi^T) d = (1 - gamma) mu``, terminal rows of ``P_pi`` zero.
 
     Returns ``(d, d_sa)`` with ``d_sa = 0`` at terminal states.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+        ``gamma < 1``.
+    policy : array of float, shape (S, A)
+    initial : array of float, shape (S,)
+        The start distribution ``mu``.
+
+    Returns
+    -------
+    d : ndarray, shape (S,)
+    d_sa : ndarray, shape (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> d, d_sa = rs.occupancy_discounted(mdp, uniform, start)
+    >>> bool(np.allclose(d, fs.occupancy(mdp, uniform, initial=start).state))
+    True
     """
     pi = np.asarray(policy, dtype=np.float64)
     P_pi = _P_pi(mdp, pi)
@@ -234,7 +434,31 @@ def occupancy_discounted(mdp, policy, initial):
 
 
 def occupancy_finite(mdp, policy, initial, horizon):
-    """Marginals ``P(s_t = s)``, ``t = 0..H``, and ``P(s_t = s, a_t = a)``, ``t < H``."""
+    """Marginals ``P(s_t = s)``, ``t = 0..H``, and ``P(s_t = s, a_t = a)``, ``t < H``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    policy : array of float, shape (S, A) or (T, S, A)
+    initial : array of float, shape (S,)
+    horizon : int
+
+    Returns
+    -------
+    state : ndarray, shape (H + 1, S)
+    state_action : ndarray, shape (H, S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> state, state_action = rs.occupancy_finite(mdp, uniform, start, 3)
+    >>> state.shape, state_action.shape
+    ((4, 5), (3, 5, 2))
+    """
     pol = np.asarray(policy, dtype=np.float64)
     if pol.ndim == 2:
         pol = pol[None]
@@ -256,6 +480,36 @@ def backward_pass(mdp, horizon, rewards, prior, initial):
     """Log-space backward pass with :func:`scipy.special.logsumexp` (mirrors ``_log_backward``).
 
     ``rewards`` are the shifted rewards (``<= 0``). Returns ``(log_evidence, Q, V, policy)``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    horizon : int
+    rewards : array of float, shape (S, A)
+        Shifted rewards (``<= 0``).
+    prior : array of float, shape (S, A)
+        Action prior.
+    initial : array of float, shape (S,)
+
+    Returns
+    -------
+    log_evidence : float
+    Q : ndarray, shape (T, S, A)
+    V : ndarray, shape (T + 1, S)
+    policy : ndarray, shape (T, S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> R = mdp.rewards - 1.0
+    >>> log_evidence = rs.backward_pass(mdp, 3, R, uniform, start)[0]
+    >>> fast = fs.inference.backward_pass(mdp.with_rewards(R), 3, initial=start)
+    >>> bool(np.isclose(log_evidence, fast.log_evidence))
+    True
     """
     P, _ = _dense(mdp)
     S, A = mdp.n_states, mdp.n_actions
@@ -287,6 +541,29 @@ def enumerate_trajectories(mdp, policy, horizon, prior, initial):
     """Depth-first recursion over all trajectories with positive probability.
 
     Returns a list of ``(log q, log p, reward_sum, length)`` with the MDP's rewards.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    policy : array of float, shape (S, A) or (T, S, A)
+    horizon : int
+    prior : array of float, shape (S, A)
+    initial : array of float, shape (S,)
+
+    Returns
+    -------
+    list of tuple
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> items = rs.enumerate_trajectories(mdp, uniform, 2, uniform, start)
+    >>> bool(np.isclose(sum(np.exp(lq) for lq, *_ in items), 1.0))
+    True
     """
     pol = np.asarray(policy, dtype=np.float64)
     if pol.ndim == 2:
@@ -314,7 +591,35 @@ def enumerate_trajectories(mdp, policy, horizon, prior, initial):
 
 
 def elbo(mdp, policy, horizon, rewards, prior, initial):
-    """ELBO ``sum_tau q(tau) [sum r - log q/p]`` by enumeration (shifted ``rewards``)."""
+    """ELBO ``sum_tau q(tau) [sum r - log q/p]`` by enumeration (shifted ``rewards``).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    policy : array of float, shape (S, A) or (T, S, A)
+    horizon : int
+    rewards : array of float, shape (S, A)
+        Shifted rewards (``<= 0``).
+    prior : array of float, shape (S, A)
+    initial : array of float, shape (S,)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> R = mdp.rewards - 1.0
+    >>> value = rs.elbo(mdp, uniform, 2, R, uniform, start)
+    >>> fast = fs.inference.elbo(mdp.with_rewards(R), uniform, 2, initial=start)
+    >>> bool(np.isclose(value, fast.value))
+    True
+    """
     mdp2 = mdp.with_rewards(np.where(mdp.feasible, rewards, -np.inf))
     items = enumerate_trajectories(mdp2, policy, horizon, prior, initial)
     lq = np.array([x[0] for x in items])
@@ -325,7 +630,34 @@ def elbo(mdp, policy, horizon, rewards, prior, initial):
 
 
 def mutual_information_exact(mdp, policy, horizon, rewards, initial):
-    """``h(E p) - E h(p)`` by enumeration, ``p = exp(sum of shifted rewards)``."""
+    """``h(E p) - E h(p)`` by enumeration, ``p = exp(sum of shifted rewards)``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    policy : array of float, shape (S, A) or (T, S, A)
+    horizon : int
+    rewards : array of float, shape (S, A)
+        Shifted rewards (``<= 0``).
+    initial : array of float, shape (S,)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> R = mdp.rewards - 1.0
+    >>> mi = rs.mutual_information_exact(mdp, uniform, 2, R, start)
+    >>> fast = fs.inference.mutual_information(mdp.with_rewards(R), uniform, 2, initial=start)
+    >>> bool(np.isclose(mi, fast.value))
+    True
+    """
     mdp2 = mdp.with_rewards(np.where(mdp.feasible, rewards, -np.inf))
     items = enumerate_trajectories(mdp2, policy, horizon, _uniform_prior(mdp), initial)
     q = np.exp(np.array([x[0] for x in items]))
@@ -343,6 +675,33 @@ def step_batch(mdp, states, actions, u, active):
     For active copies: at a terminal state stay with reward 0 and probability 1;
     otherwise the first successor whose cumulative probability exceeds ``u``.
     Returns ``(next_states, rewards, probs, terminated)``.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    states, actions : array of int, shape (n,)
+    u : array of float, shape (n,)
+        Uniform draws in ``[0, 1)``.
+    active : array of bool, shape (n,)
+        Copies that step (the others keep their state, reward 0).
+
+    Returns
+    -------
+    next_states : ndarray of int64, shape (n,)
+    rewards, probs : ndarray of float64, shape (n,)
+    terminated : ndarray of bool, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastsoft as fs
+    >>> from fastsoft.reference import sampling as rs
+    >>> mdp = fs.random_mdp(5, 2, 3, gamma=0.9, seed=0)
+    >>> uniform, start = np.full((5, 2), 0.5), np.full(5, 0.2)
+    >>> nxt, rew, prob, term = rs.step_batch(mdp, np.array([0, 1]), np.array([0, 1]),
+    ...                                     np.array([0.5, 0.5]), np.array([True, False]))
+    >>> int(nxt[1]), float(rew[1])
+    (1, 0.0)
     """
     A = mdp.n_actions
     term = _term(mdp)
