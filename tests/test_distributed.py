@@ -6,6 +6,7 @@ a worker memory limit that holds a block but not the whole MDP still solves it;
 a worker killed mid-solve is reported within a bounded time.
 """
 
+import importlib.util
 import os
 import time
 
@@ -27,7 +28,12 @@ from fastsoft.distributed import (  # noqa: E402
     submit_solves,
 )
 
-pytestmark = pytest.mark.timeout(300) if hasattr(pytest.mark, "timeout") else []
+# A LocalCluster starts in seconds, but its fresh worker processes then load the
+# compiled kernels from the Numba cache (10-20 s under load, minutes after a cold
+# compile): the module runs with the slow tests (CI runs them).
+pytestmark = [pytest.mark.slow]
+if importlib.util.find_spec("pytest_timeout") is not None:
+    pytestmark.append(pytest.mark.timeout(600))
 
 
 def _cluster(**kw):
@@ -118,7 +124,8 @@ def test_map_solve_errors(client):
 
 
 def _exact(mdp, tau=0.0, eta=0.0, prior=None):
-    return fs.solve(mdp, tau, kl_weight=eta, prior=prior, tol=1e-11, method="pi")
+    method = "pi" if mdp.has_terminal else "vi"
+    return fs.solve(mdp, tau, kl_weight=eta, prior=prior, tol=1e-11, method=method)
 
 
 @pytest.mark.parametrize("case", ["grid", "garnet", "dense_kl"])
@@ -193,7 +200,6 @@ def _rss(dask_worker=None):
     return psutil.Process().memory_info().rss
 
 
-@pytest.mark.slow
 def test_memory_limit_holds_a_block_not_the_whole_mdp():
     """With the nanny's limit set just above a worker's footprint plus one block, the
     partitioned solve succeeds and the whole-MDP solve on such a worker is killed."""
@@ -233,21 +239,35 @@ def _kill_me():
     os._exit(1)
 
 
-@pytest.mark.slow
-def test_killed_worker_is_reported_not_hung():
-    g = GridBlocks(60, 60, slip=0.1, gamma=0.999)
+def _killer(c, victim, at_round):
+    seen = []
+
+    def cb(info):
+        seen.append(info)
+        if len(seen) == at_round:
+            seen.append(c.submit(_kill_me, workers=[victim], pure=False))
+            time.sleep(1.0)
+
+    return cb, seen
+
+
+def test_killed_worker_is_reported_or_survived():
+    g = GridBlocks(60, 60, slip=0.1, gamma=0.99)
+    exact = _exact(g.whole())
     with _cluster() as cluster, distributed.Client(cluster) as c:
         victim = sorted(c.scheduler_info()["workers"])[1]
-        seen = []
-
-        def cb(info):
-            seen.append(info)
-            if len(seen) == 3:
-                seen.append(c.submit(_kill_me, workers=[victim], pure=False))
-                time.sleep(1.0)
-
+        cb, seen = _killer(c, victim, 3)
         t0 = time.perf_counter()
         with pytest.raises(PartitionError, match="block 1"):
             solve_partitioned(c, g, 2, tol=1e-12, sweeps_per_round=1, timeout=20, callback=cb)
         assert time.perf_counter() - t0 < 90
         assert len(seen) >= 4
+        # with retries the lost block is rebuilt on a live worker and the solve goes on
+        c.wait_for_workers(2, timeout=60)
+        victim = sorted(c.scheduler_info()["workers"])[0]
+        cb, seen = _killer(c, victim, 3)
+        r = solve_partitioned(c, g, 2, tol=1e-6, timeout=20, retries=2, callback=cb)
+        assert len(seen) >= 4 and r.extra["recovered"]
+        assert r.extra["recovered"][0]["block"] == 0
+        assert r.converged
+        assert np.abs(r.V - exact.V).max() <= r.error_bound + exact.error_bound

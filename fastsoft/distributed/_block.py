@@ -107,9 +107,11 @@ class BlockState:
 
     def start(self, v0: float) -> np.ndarray:
         """``V = v0`` on live states (0 at terminal ones); returns the values to send."""
-        self.V[:self.C.shape[0]] = v0
+        n = self.C.shape[0]
+        self.V[:n] = v0
         if self.has_term:
-            self.V[:self.C.shape[0]][~self.live] = 0.0
+            self.V[:n][~self.live] = 0.0
+        self.C[:] = self.V[:n]
         return self.V[self.send]
 
     # ------------------------------------------------------------ per-round calls

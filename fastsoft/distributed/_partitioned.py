@@ -60,33 +60,82 @@ def _log_prior(prior, A: int):
 
 
 class _Blocks:
-    """Driver-side handles of the block actors, with bounded waits."""
+    """Driver-side handles of the block actors, with bounded waits and rebuilds."""
 
-    def __init__(self, client, actors, workers, timeout):
-        self.client, self.actors, self.workers, self.timeout = client, actors, workers, timeout
+    def __init__(self, client, src, cuts, where, numba_threads, timeout):
+        self.client, self.src, self.cuts, self.timeout = client, src, cuts, timeout
+        self.threads = numba_threads
+        self.where = list(where)
+        self.futs = [self._submit(k, w) for k, w in enumerate(self.where)]
+        self.actors = [self._wait(k) for k in range(len(self.where))]
 
-    def call(self, method: str, args_per_block):
-        futs = []
+    def _submit(self, k: int, worker: str):
+        lo, hi = int(self.cuts[k]), int(self.cuts[k + 1])
+        args = (self.src(lo, hi),) if isinstance(self.src, SliceBlocks) else (self.src, lo, hi)
+        return self.client.submit(BlockState, *args, numba_threads=self.threads, actor=True,
+                                  workers=[worker], allow_other_workers=False, pure=False)
+
+    def _wait(self, k: int):
+        try:
+            return self.futs[k].result(timeout=self.timeout)
+        except Exception as exc:
+            raise PartitionError(f"solve_partitioned: block {k} not built on worker "
+                                 f"{self.where[k]} within {self.timeout} s: {exc!r}") from exc
+
+    def call(self, method: str, args_per_block, *, allow_loss: bool = False):
+        """Call ``method`` on every block; returns ``(results, lost block indices)``.
+
+        A lost block raises :class:`PartitionError` unless ``allow_loss``.
+        """
+        futs, lost = [], []
         for k, (actor, args) in enumerate(zip(self.actors, args_per_block, strict=True)):
             try:
                 futs.append(getattr(actor, method)(*args))
             except Exception as exc:  # the worker is gone already
-                raise self._lost(k, exc) from exc
-        out = []
+                if not allow_loss:
+                    raise self._lost(k, exc) from exc
+                futs.append(None)
+                lost.append(k)
+        out = [None] * len(futs)
         for k, f in enumerate(futs):
+            if f is None:
+                continue
             try:
-                out.append(f.result(timeout=self.timeout))
+                out[k] = f.result(timeout=self.timeout)
             except (ValueError, TypeError):
                 raise
             except Exception as exc:
-                raise self._lost(k, exc) from exc
-        return out
+                if not allow_loss:
+                    raise self._lost(k, exc) from exc
+                lost.append(k)
+        return out, sorted(lost)
+
+    def rebuild(self, k: int, gone: set) -> str:
+        """Build block ``k`` again on the live worker holding the fewest blocks."""
+        deadline = time.monotonic() + self.timeout
+        while True:  # a nanny restarts a dead worker under a new address: wait for one
+            live = [w for w in sorted(self.client.scheduler_info()["workers"]) if w not in gone]
+            if live:
+                break
+            if time.monotonic() > deadline:
+                raise PartitionError(f"solve_partitioned: no live worker to rebuild block {k} "
+                                     f"on within {self.timeout} s")
+            time.sleep(0.25)
+        w = min(live, key=lambda a: (self.where.count(a), a))
+        self.where[k] = w
+        self.futs[k] = self._submit(k, w)
+        self.actors[k] = self._wait(k)
+        return w
+
+    def close(self):
+        self.actors = []
+        self.client.cancel(self.futs)
 
     def _lost(self, k, exc):
         return PartitionError(
-            f"solve_partitioned: block {k} (worker {self.workers[k]}) did not answer within "
-            f"{self.timeout} s or was lost: {exc!r}. The iterate of a lost block is gone; "
-            f"rerun (the solve restarts from the pessimistic bound).")
+            f"solve_partitioned: block {k} (worker {self.where[k]}) did not answer within "
+            f"{self.timeout} s or was lost: {exc!r}. Its iterate is gone; pass retries > 0 to "
+            f"rebuild lost blocks and go on, or rerun.")
 
 
 def solve_partitioned(
@@ -104,6 +153,7 @@ def solve_partitioned(
     numba_threads: int | None = None,
     workers: list[str] | None = None,
     timeout: float = 300.0,
+    retries: int = 0,
     callback: Callable[[dict], bool | None] | None = None,
     progress: bool = False,
 ) -> SolveResult:
@@ -170,6 +220,12 @@ def solve_partitioned(
     timeout : float
         Seconds to wait for any one call to a block; a lost or stuck worker
         raises :class:`PartitionError` instead of hanging.
+    retries : int
+        Blocks lost during the rounds (their worker died) that may be rebuilt
+        on a live worker, restarting their states from the pessimistic value
+        (0: raise :class:`PartitionError` at the first loss). The round of a
+        loss certifies nothing; later rounds certify the iterate as usual, so
+        the bound stays a proof (the iteration converges from any start).
     callback : callable, optional
         Called after each round with ``{"n_iter", "error_bound", "residual",
         "round", "elapsed"}``; returning True stops with the partial result and
@@ -184,7 +240,7 @@ def solve_partitioned(
         ``history`` per round (``"sweeps"`` counts the sweeps up to each);
         ``extra`` holds ``n_parts``, ``rounds``, ``halo`` (halo sizes per
         block), ``bytes_per_round`` (float64 values exchanged per round, both
-        ways) and ``block_nbytes``.
+        ways), ``block_nbytes`` and ``recovered`` (blocks rebuilt: round, block, worker).
 
     Examples
     --------
@@ -195,7 +251,7 @@ def solve_partitioned(
     ...     res = solve_partitioned(client, grid, tol=1e-6)
     """
     t_start = time.perf_counter()
-    distributed = _dask()
+    _dask()
     src = SliceBlocks(mdp_or_builder) if isinstance(mdp_or_builder, TabularMDP) else \
         _check_builder(mdp_or_builder)
     S, A, gamma = int(src.n_states), int(src.n_actions), float(src.gamma)
@@ -210,6 +266,7 @@ def solve_partitioned(
     spr = check_int(sweeps_per_round, "sweeps_per_round", low=1, allow_none=True)
     max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True) or DEFAULT_MAX_ITER
     timeout = check_real(timeout, "timeout", low=0.0, low_open=True)
+    retries = check_int(retries, "retries", low=0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     pool = sorted(client.scheduler_info()["workers"]) if workers is None else list(workers)
@@ -222,23 +279,12 @@ def solve_partitioned(
     where = [pool[k % len(pool)] for k in range(n_parts)]
 
     # ---- the blocks, built on their workers (or sliced here and sent)
-    futs = []
-    for k in range(n_parts):
-        lo, hi = int(cuts[k]), int(cuts[k + 1])
-        args = (src(lo, hi),) if isinstance(src, SliceBlocks) else (src, lo, hi)
-        futs.append(client.submit(BlockState, *args, numba_threads=numba_threads, actor=True,
-                                  workers=[where[k]], allow_other_workers=False, pure=False))
-    try:
-        actors = [f.result(timeout=timeout) for f in futs]
-    except distributed.TimeoutError as exc:
-        raise PartitionError(f"solve_partitioned: blocks not built within {timeout} s") from exc
-    blocks = _Blocks(client, actors, where, timeout)
+    blocks = _Blocks(client, src, cuts, where, numba_threads, timeout)
     try:
         return _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr,
-                        max_iter, callback, progress, t_start)
+                        max_iter, retries, callback, progress, t_start)
     finally:
-        del blocks, actors
-        client.cancel(futs)
+        blocks.close()
 
 
 def _routing(infos, cuts):
@@ -268,11 +314,11 @@ def _routing(infos, cuts):
 
 
 def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, max_iter,
-             callback, progress, t_start):
+             retries, callback, progress, t_start):
     from ..progress import solver_progress
 
     n = len(blocks.actors)
-    infos = blocks.call("describe", [()] * n)
+    infos = blocks.call("describe", [()] * n)[0]
     send, gather = _routing(infos, cuts)
     blocks.call("set_send", [(s,) for s in send])
     has_term = any(i["has_terminal"] for i in infos)
@@ -283,7 +329,7 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
     lam = tau + eta
     rscale = max(i["max_abs_reward"] for i in infos) + lam * math.log(A)
     # pessimistic start (as fastsoft.vi.pessimistic_start): min_s (T 0)(s) / (1 - gamma)
-    m = min(blocks.call("regularize", [(tau, eta, log_prior)] * n))
+    m = min(blocks.call("regularize", [(tau, eta, log_prior)] * n)[0])
     if not np.isfinite(m):
         m = 0.0
     if has_term:
@@ -291,7 +337,7 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
     v0 = m / (1.0 - gamma)
     ktol = sweep_tol_from_scales(tol, abs(v0), rscale, gamma)
     c = gamma / (1.0 - gamma)
-    B = np.concatenate(blocks.call("start", [(v0,)] * n))
+    B = np.concatenate(blocks.call("start", [(v0,)] * n)[0])
     halo_bytes = 8 * int(B.size + sum(g.size for g in gather))
     hist_b, hist_r, hist_t, hist_n = [], [], [], []
     done = 0
@@ -299,12 +345,28 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
     interrupted = False
     lo_s = hi_s = 0.0
     k_now = spr
+    recovered: list[dict] = []
+    recovered_n = 0
+    valid = False
     name = "partitioned value iteration"
     with solver_progress(bool(progress), name, tol=tol, callback=callback) as cb:
         while done < max_iter:
             k_now = min(k_now, max_iter - done)
-            outs = blocks.call("round", [(B[g], k_now, order == "gauss-seidel", done)
-                                         for g in gather])
+            outs, lost = blocks.call("round", [(B[g], k_now, order == "gauss-seidel", done)
+                                               for g in gather], allow_loss=recovered_n < retries)
+            if lost:
+                if recovered_n + len(lost) > retries:
+                    raise blocks._lost(lost[0], RuntimeError("retries exhausted"))
+                gone = {blocks.where[k] for k in lost}
+                for k in lost:
+                    w = blocks.rebuild(k, gone)
+                    blocks.actors[k].set_send(send[k]).result(timeout=blocks.timeout)
+                    blocks.actors[k].regularize(tau, eta, log_prior).result(
+                        timeout=blocks.timeout)
+                    fresh = blocks.actors[k].start(v0).result(timeout=blocks.timeout)
+                    outs[k] = (fresh, np.inf, -np.inf)
+                    recovered.append({"round": rnd + 1, "block": k, "worker": w})
+                recovered_n += len(lost)
             B = np.concatenate([o[0] for o in outs])
             dmin = min(o[1] for o in outs)
             dmax = max(o[2] for o in outs)
@@ -314,7 +376,10 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
                 lo_s, hi_s = c * min(dmin, 0.0), c * max(dmax, 0.0)
             else:
                 lo_s, hi_s = c * dmin, c * dmax
-            bound = 0.5 * (hi_s - lo_s)
+            if lost:  # no certificate this round: a block restarted
+                lo_s = hi_s = 0.0
+            valid = not lost
+            bound = 0.5 * (hi_s - lo_s) if valid else np.inf
             done += k_now
             rnd += 1
             hist_b.append(bound)
@@ -330,15 +395,15 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
                     interrupted = True
                     break
     # the certified TV of the last round, moved to the midpoint of its bounds
-    B = np.concatenate(blocks.call("settle", [(0.5 * (lo_s + hi_s),)] * n))
-    outs = blocks.call("finish", [(B[g],) for g in gather])
+    B = np.concatenate(blocks.call("settle", [(0.5 * (lo_s + hi_s),)] * n)[0])
+    outs = blocks.call("finish", [(B[g],) for g in gather])[0]
     V = np.concatenate([o[0] for o in outs])
     Q = np.concatenate([o[1] for o in outs])
     pi = np.concatenate([o[2] for o in outs])
     dmin = min(o[3] for o in outs)
     dmax = max(o[4] for o in outs)
     vmax = max(o[5] for o in outs)
-    bound = 0.5 * (hi_s - lo_s)
+    bound = 0.5 * (hi_s - lo_s) if valid else np.inf
     if dmin <= dmax:
         if has_term:
             lo2, hi2 = c * min(dmin, 0.0), c * max(dmax, 0.0)
@@ -358,7 +423,7 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
         wall_time=time.perf_counter() - t_start, interrupted=interrupted,
         extra={"n_parts": n, "rounds": rnd, "halo": [int(i["halo"].size) for i in infos],
                "bytes_per_round": halo_bytes,
-               "block_nbytes": [int(i["nbytes"]) for i in infos]},
+               "block_nbytes": [int(i["nbytes"]) for i in infos], "recovered": recovered},
     )
 
 
