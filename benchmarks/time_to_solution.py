@@ -6,20 +6,25 @@ all; problems that take longer run once).
     python benchmarks/time_to_solution.py --problems frozenlake,taxi,grid100
     python benchmarks/time_to_solution.py --problems grid1000 --peers none
 
-Problems: grid<N> (N x N gridworld, slip 0.1, gamma 0.99; grid<N>@0.999 for
-gamma 0.999), random100k (random_mdp(100_000, 8, 10, gamma=0.99)), dense2000
-(2000 states, 8 actions, dense P), frozenlake (8x8), taxi. Peers (optional
-extra ``bench``): quantecon (DiscreteDP in state-action-pair form with a sparse
-Q: vi / mpi / pi), pymdptoolbox (dense P, only up to 5000 states: vi / mpi).
+Problems: grid<N> (fastsoft.gridworld N x N, slip 0.1, gamma 0.99; grid<N>@0.999
+for gamma 0.999), random100k (random_mdp(100_000, 8, 10, gamma=0.99)), dense2000
+(2000 states, 8 actions, dense P), frozenlake (8x8), taxi, and the user-written
+zoo of ``benchmarks/zoo.py`` as ``<name>/<size>[@gamma]`` (e.g. ``maze/90000``,
+``chain/100000@0.999``; ``--zoo SIZE`` runs every zoo problem at that size).
+
+Peers (optional extra ``bench``): numpy (``fastsoft.reference.numpy_value_iteration``:
+Jacobi VI on the plain vectorised NumPy/SciPy backup from V = 0, span stopping
+rule: the "x NumPy" yardstick), reference (the policy-building reference VI,
+the correctness yardstick), quantecon (DiscreteDP in state-action-pair form
+with a sparse Q: vi / mpi / pi at ``epsilon = 2 tol``, which by its own rule
+returns V within ``tol``), pymdptoolbox (dense P, only up to 5000 states),
 mdpsolver (C++, parallel "standard" updates and serial Gauss-Seidel: vi / mpi /
-pi; only its solve call is timed, peak memory not traced). QuantEcon,
-pymdptoolbox and mdpsolver get ``epsilon = 1e-6`` / ``tolerance = 1e-6`` (their own sup-norm
-stopping rules, which aim at the same accuracy); the last column reports the
-achieved ``max |V - V_fastsoft|``. The reference VI is fastsoft.reference's
-NumPy value iteration with the same certified span stopping rule
-(``--ref-max-sweeps`` caps it; a capped run is extrapolated from its per-sweep
-time and the sweep count of plain Jacobi value iteration from the reference's
-own start, V = 0, and marked ``~``).
+pi at ``tolerance = tol``; only its solve call is timed, peak memory not
+traced). The last column is the achieved ``max |V - V_fastsoft|``; after each
+problem a line gives fastsoft's speed-up over the best peer and over NumPy VI.
+Capped reference runs (``--ref-max-sweeps``) are extrapolated from their
+per-sweep time and marked ``~``. ``--methods all`` also times every fastsoft
+method (auto is to be within 1.3x of the best of them).
 """
 
 from __future__ import annotations
@@ -36,10 +41,16 @@ TOL = 1e-6
 
 
 def build(name: str) -> fs.TabularMDP:
+    spec = name
     gamma = 0.99
     if "@" in name:
         name, g = name.split("@")
         gamma = float(g)
+    if "/" in name:
+        import zoo
+
+        zname, size = name.split("/")
+        return zoo.build(zname, int(size), gamma=gamma if "@" in spec else None)
     if name.startswith("grid"):
         n = int(name[4:])
         return fs.gridworld(n, n, slip=0.1, gamma=gamma)
@@ -84,10 +95,30 @@ def timed(fn, memory=True):
     return out, dt, peak
 
 
-def run_fastsoft(mdp, tau):
-    fs.solve(fs.gridworld(3, 3, gamma=mdp.gamma), tau)  # compile / load cache outside timing
-    r, dt, peak = timed(lambda: fs.solve(mdp, tau, tol=TOL))
-    return [("fastsoft.solve " + r.method, r.n_iter, dt, peak, r.V)]
+def run_fastsoft(mdp, tau, methods=("auto",)):
+    out = []
+    for method in methods:
+        fs.solve(fs.gridworld(3, 3, gamma=mdp.gamma), tau, method=method)  # compile outside
+        # a fresh copy (shared arrays, empty cache) per run: the structure detection and
+        # the coded transitions of a user's first solve are in the timing
+        r, dt, peak = timed(lambda m=method: fs.solve(mdp.with_gamma(mdp.gamma), tau, tol=TOL,
+                                                      method=m))
+        out.append((f"fastsoft.solve({method}) {r.method}", r.n_iter, dt, peak, r.V))
+    return out
+
+
+def run_numpy(mdp, tau, max_sweeps):
+    r, dt, peak = timed(lambda: fs.reference.numpy_value_iteration(mdp, tau, tol=TOL,
+                                                                  max_iter=max_sweeps))
+    label = "numpy VI (plain backup)"
+    n = r["n_iter"]
+    if not r["converged"]:
+        need = fs.soft_value_iteration(mdp, tau, tol=TOL, order="jacobi", acceleration=None,
+                                       V0=np.zeros(mdp.n_states)).n_iter
+        dt = dt / n * need
+        label = "~" + label
+        n = need
+    return [(label, n, dt, peak, r["V"])]
 
 
 def run_reference(mdp, tau, max_sweeps):
@@ -136,7 +167,8 @@ def run_quantecon(mdp, tau, methods=("value_iteration", "modified_policy_iterati
         if m == "policy_iteration" and mdp.n_states > 20_000:
             continue
         cap = 1000 if m == "policy_iteration" else 100_000  # its PI can cycle on ties
-        r, dt, peak = timed(lambda m=m, cap=cap: ddp.solve(method=m, epsilon=TOL, max_iter=cap))
+        r, dt, peak = timed(lambda m=m, cap=cap: ddp.solve(method=m, epsilon=2 * TOL,
+                                                           max_iter=cap))
         V = r.v.copy()
         if mdp.has_terminal:
             V[mdp.terminal] = 0.0
@@ -223,8 +255,11 @@ def run_mdpsolver(mdp, tau, methods):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", default="frozenlake,taxi,grid100,random10k")
+    ap.add_argument("--zoo", type=int, default=0, help="run every zoo problem at this size")
     ap.add_argument("--taus", default="0,0.1")
-    ap.add_argument("--peers", default="reference,quantecon,mdptoolbox,mdpsolver")
+    ap.add_argument("--peers", default="numpy,quantecon,mdpsolver")
+    ap.add_argument("--methods", default="auto",
+                    help="fastsoft methods, comma-separated, or 'all'")
     ap.add_argument("--ref-max-sweeps", type=int, default=100_000)
     ap.add_argument("--qe-methods", default="value_iteration,modified_policy_iteration,"
                     "policy_iteration", help="QuantEcon methods to run")
@@ -232,19 +267,28 @@ def main(argv=None) -> None:
                     help="mdpsolver algorithm:update pairs to run")
     a = ap.parse_args(argv)
     peers = [] if a.peers == "none" else a.peers.split(",")
-    print(f"{'problem':14s} {'tau':>4s} {'method':55s} {'iters':>7s} {'time s':>9s} "
+    methods = fs.solver.METHODS if a.methods == "all" else tuple(a.methods.split(","))
+    problems = a.problems.split(",")
+    if a.zoo:
+        import zoo
+
+        problems = [f"{n}/{a.zoo}" for n in zoo.NAMES]
+    print(f"{'problem':22s} {'tau':>4s} {'method':58s} {'iters':>7s} {'time s':>9s} "
           f"{'peak MB':>8s} {'max|V-V_ours|':>13s}")
-    for pname in a.problems.split(","):
+    for pname in problems:
         if pname == "random10k":
             mdp = fs.random_mdp(10_000, 8, 10, gamma=0.99, seed=0)
         else:
             mdp = build(pname)
         for tau in (float(x) for x in a.taus.split(",")):
-            rows = run_fastsoft(mdp, tau)
+            rows = run_fastsoft(mdp, tau, methods)
             ours = rows[0][4]
+            n_ours = len(rows)
             for p in peers:
                 try:
-                    if p == "reference":
+                    if p == "numpy":
+                        rows += run_numpy(mdp, tau, a.ref_max_sweeps)
+                    elif p == "reference":
                         rows += run_reference(mdp, tau, a.ref_max_sweeps)
                     elif p == "quantecon":
                         rows += run_quantecon(mdp, tau, a.qe_methods.split(","))
@@ -259,8 +303,19 @@ def main(argv=None) -> None:
                 err = float(np.max(np.abs(np.asarray(V, float) - ours)))
                 its = f"{n:7d}" if n >= 0 else f"{'-':>7s}"
                 mb = f"{peak / 2**20:8.1f}" if np.isfinite(peak) else f"{'-':>8s}"
-                print(f"{pname:14s} {tau:4.1f} {label:55s} {its} {dt:9.4f} {mb} {err:13.2e}",
+                print(f"{pname:22s} {tau:4.1f} {label:58s} {its} {dt:9.4f} {mb} {err:13.2e}",
                       flush=True)
+            t_ours = rows[0][2]
+            t_best = min(r[2] for r in rows[:n_ours])
+            peer = [r for r in rows[n_ours:] if not r[0].startswith(("numpy", "~numpy"))]
+            npy = [r for r in rows[n_ours:] if r[0].startswith(("numpy", "~numpy"))]
+            msg = f"  -> {pname} tau={tau}: auto/best fastsoft method {t_ours / t_best:.2f}"
+            if peer:
+                best = min(peer, key=lambda r: r[2])
+                msg += f"; best peer {best[0]} {best[2] / t_ours:.1f}x slower than fastsoft"
+            if npy:
+                msg += f"; numpy VI {npy[0][2] / t_ours:.1f}x"
+            print(msg, flush=True)
 
 
 if __name__ == "__main__":

@@ -182,3 +182,30 @@ def _build_codes(indptr, indices, pbits, n_actions, max_codes, max_row, codes, o
                     break
                 i = (i + 1) & (_CODE_SLOTS - 1)
     return n
+
+
+@jit
+def _leaving_classes(indptr, indices, live_rows, n_actions, labels, leaves):
+    """``leaves[c] = 1`` for every class ``c`` of ``labels`` with an edge to another class.
+
+    One pass over the CSR: the entries of row ``s*A + a`` are read when
+    ``live_rows[s*A + a]`` (a feasible action of a non-terminal state); an
+    entry whose successor has another label than ``s`` marks ``labels[s]``.
+    ``leaves`` (n_classes,) uint8 is zeroed first. Reference:
+    :func:`fastsoft.reference.leaving_classes`.
+    """
+    leaves[:] = 0
+    S = labels.shape[0]
+    for s in range(S):
+        ls = labels[s]
+        if leaves[ls]:
+            continue
+        for row in range(s * n_actions, (s + 1) * n_actions):
+            if not live_rows[row]:
+                continue
+            for k in range(indptr[row], indptr[row + 1]):
+                if labels[indices[k]] != ls:
+                    leaves[ls] = 1
+                    break
+            if leaves[ls]:
+                break

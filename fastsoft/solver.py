@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -16,10 +17,17 @@ from ._common import (
     make_regularizer,
 )
 from ._jit import parallel_mode
+from ._structure import closed_structure, reduced, restrict
 from .mdp import TabularMDP
 from .pi import DIRECT_MAX_STATES, _pi_loop
 from .result import SolveResult
-from .vi import _backup, pessimistic_start, soft_value_iteration
+from .vi import (
+    _backup,
+    one_step_values,
+    pessimistic_start,
+    roundoff_allowance,
+    soft_value_iteration,
+)
 
 __all__ = ["solve", "choose_method", "METHODS", "PI_MAX_ROW_NNZ", "PI_MIN_GAMMA",
            "DENSE_MIN_ROW_NNZ"]
@@ -192,12 +200,88 @@ def _solve(mdp, temperature, kl_weight, prior, tol, method, V0, max_iter, callba
     max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True)
     if mdp.gamma >= 1.0:
         raise ValueError("solve needs gamma < 1 (use soft_value_iteration with a horizon)")
-    S = mdp.n_states
-    V = pessimistic_start(mdp, reg) if V0 is None else check_vector(V0, "V0", S)
-    if method == "auto":
-        method = choose_method(mdp, reg.tau, reg.eta)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+    V = None if V0 is None else check_vector(V0, "V0", mdp.n_states)
+    cs = closed_structure(mdp)
+    if cs.n_closed == 0:
+        return _solve_plain(mdp, reg, prior, tol, method, V, max_iter, callback, progress,
+                            parallel, t_start)
+    return _solve_split(mdp, reg, prior, tol, method, V, max_iter, callback, progress,
+                        parallel, cs, t_start)
+
+
+def _restrict_prior(prior, states):
+    if prior is None:
+        return None
+    mu = np.asarray(prior)
+    return mu if mu.ndim == 1 else mu[states]
+
+
+def _solve_split(mdp, reg, prior, tol, method, V, max_iter, callback, progress, parallel,
+                 cs, t_start) -> SolveResult:
+    """Closed sets first (exactly or separately), then the rest on the reduced MDP.
+
+    See :mod:`fastsoft._structure` and ``docs/closed_sets.md``: with ``eps``
+    the certified error of the closed sets' values, the reduced MDP's fixed
+    point is within ``gamma eps`` of ``V*`` on the other states, so the bound
+    reported is ``max(eps, bound_rest + gamma eps)`` plus the round-off allowance.
+    """
+    S, gamma = mdp.n_states, mdp.gamma
+    frozen = np.zeros(S, dtype=bool)
+    values = np.zeros(S)
+    eps = 0.0
+    sub_iter = 0
+    if cs.selfloops.size:
+        values[cs.selfloops] = one_step_values(mdp, reg)[cs.selfloops] / (1.0 - gamma)
+        frozen[cs.selfloops] = True
+    parts = [(cs.small, "pi-direct")] if cs.small.size else []
+    parts += [(c, "auto") for c in cs.large]
+    for states, how in parts:
+        sub = restrict(mdp, states)
+        sprior = _restrict_prior(prior, states)
+        sreg = make_regularizer(sub, reg.tau, reg.eta, sprior)
+        r = _solve_plain(sub, sreg, sprior, tol / 8, how, None, None, None, False, parallel,
+                         time.perf_counter())
+        values[states] = r.V
+        frozen[states] = True
+        eps = max(eps, r.error_bound)
+        sub_iter += r.n_iter
+    extra = {"closed_states": int(frozen.sum()), "closed_classes": cs.n_classes,
+             "closed_iter": sub_iter}
+    rest = reduced(mdp, frozen, values)
+    rtol = max(tol - gamma * eps, 0.5 * tol)
+    rreg = make_regularizer(rest, reg.tau, reg.eta, prior)
+    if rest.terminal.all():
+        V = values
+        r = None
+    else:
+        r = _solve_plain(rest, rreg, prior, rtol, method, V, max_iter, callback, progress,
+                         parallel, t_start)
+        V = r.V.copy()
+        V[frozen] = values[frozen]
+    _, Q, pi = _backup(mdp, V, reg)
+    rest_bound = 0.0 if r is None else r.error_bound
+    bound = max(eps, rest_bound + gamma * eps) + roundoff_allowance(mdp, reg, V)
+    if r is None:
+        return SolveResult(
+            V=V, Q=Q, policy=pi, n_iter=0, residual=0.0, error_bound=float(bound),
+            converged=bool(bound <= tol),
+            history={"error_bound": np.zeros(0), "residual": np.zeros(0), "time": np.zeros(0)},
+            method="closed_sets", temperature=reg.tau, kl_weight=reg.eta, tol=tol,
+            wall_time=time.perf_counter() - t_start, extra=extra)
+    return dataclasses.replace(
+        r, V=V, Q=Q, policy=pi, error_bound=float(bound), converged=bool(bound <= tol),
+        tol=tol, wall_time=time.perf_counter() - t_start, extra={**r.extra, **extra})
+
+
+def _solve_plain(mdp, reg, prior, tol, method, V, max_iter, callback, progress, parallel,
+                 t_start) -> SolveResult:
+    """``solve`` without the closed-set split (``method="pi-direct"``: PI, LU evaluation)."""
+    if V is None:
+        V = pessimistic_start(mdp, reg)
+    if method == "auto":
+        method = choose_method(mdp, reg.tau, reg.eta)
     if method in ("vi", "vi-gs"):
         order = "gauss-seidel" if method == "vi-gs" else "jacobi"
         return soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
@@ -210,7 +294,8 @@ def _solve(mdp, temperature, kl_weight, prior, tol, method, V0, max_iter, callba
     TV, Q, pig = _backup(mdp, V, reg)
     with np.errstate(divide="ignore"):
         logpi = np.log(pig)
-    evaluation = {"pi": "auto", "pi-iterative": "iterative", "mpi": "sweeps"}[method]
+    evaluation = {"pi": "auto", "pi-iterative": "iterative", "mpi": "sweeps",
+                  "pi-direct": "direct"}[method]
     m = 20 if method == "mpi" else None
     name = "policy_iteration" if reg.lam == 0 else "soft_policy_iteration"
     with solver_progress(bool(progress), name.replace("_", " "), tol=tol,

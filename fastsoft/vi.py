@@ -60,15 +60,7 @@ def pessimistic_start(mdp: TabularMDP, reg: Regularizer | None = None) -> np.nda
     cacheable = reg is None or reg.log_prior is None
     v = c.get(key) if cacheable else None
     if v is None:
-        _, _, _, R, term, has_term = kernel_arrays(mdp)
-        out = np.empty(mdp.n_states)
-        if reg is None:
-            K._one_step_values(R, 0.0, np.zeros((0, 0)), False, np.zeros(mdp.n_states), term,
-                               has_term, out)
-        else:
-            K._one_step_values(R, reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term,
-                               out)
-        m = float(out.min())
+        m = float(one_step_values(mdp, reg).min())
         if not np.isfinite(m):
             m = 0.0
         if mdp.has_terminal:
@@ -80,6 +72,22 @@ def pessimistic_start(mdp: TabularMDP, reg: Regularizer | None = None) -> np.nda
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
     return V
+
+
+def one_step_values(mdp: TabularMDP, reg: Regularizer | None = None) -> np.ndarray:
+    """``(T 0)(s) = lam log sum_a exp((R(s, a) + eta log mu(a|s)) / lam)`` per state.
+
+    ``max_a R(s, a)`` when ``lam = 0`` (``reg=None``: the hard operator);
+    ``+inf`` at terminal states.
+    """
+    _, _, _, R, term, has_term = kernel_arrays(mdp)
+    out = np.empty(mdp.n_states)
+    if reg is None:
+        K._one_step_values(R, 0.0, np.zeros((0, 0)), False, np.zeros(mdp.n_states), term,
+                           has_term, out)
+    else:
+        K._one_step_values(R, reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, out)
+    return out
 
 
 def use_anderson(mdp: TabularMDP, reg: Regularizer, order: str) -> bool:
