@@ -158,6 +158,25 @@ _REGISTRY: dict[str, tuple[str, Callable[[], fs.TabularMDP]]] = {
 
 
 @functools.cache
+def user_zoo_module():
+    """``benchmarks/zoo.py``: MDPs written from arrays as QuantEcon users write them."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("fastsoft_bench_zoo", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# the user-written zoo at test size (400 states; the toy-text ones at their own size)
+for _name in ("grid_absorbing", "grid_terminal", "maze", "chain", "riverswim", "banded",
+              "garnet", "dense", "frozenlake", "cliffwalking"):
+    _REGISTRY[f"user/{_name}"] = ("user", lambda n=_name: user_zoo_module().build(n, 400))
+
+
+@functools.cache
 def get_mdp(name: str) -> fs.TabularMDP:
     """The registered test MDP ``name``, built once per session."""
     return _REGISTRY[name][1]()
@@ -186,6 +205,8 @@ ZOO = _Group("zoo")
 PI_MDPS = _Group("pi")
 #: The MDPs of the sampling and occupancy tests.
 SAMPLING_MDPS = _Group("sampling")
+#: The user-written zoo of ``benchmarks/zoo.py`` at test size.
+USER_ZOO = _Group("user")
 
 
 class _Threads:

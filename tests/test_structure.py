@@ -1,32 +1,18 @@
 """Closed sets solved exactly before the rest (fastsoft._structure) and the user-written zoo."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
-from conftest import dense_random_mdp, mdp_zoo
+from conftest import USER_ZOO, ZOO, dense_random_mdp
 from scipy.sparse.csgraph import connected_components
 
 import fastsoft as fs
 from fastsoft import _csr
 from fastsoft._structure import closed_structure, live_rows, restrict, support_graph
 
-_ZOO_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "zoo.py"
-
-
-def _user_zoo():
-    if not _ZOO_PATH.exists():  # an installed package without the benchmarks folder
-        pytest.skip("benchmarks/zoo.py is not shipped here")
-    spec = importlib.util.spec_from_file_location("fastsoft_bench_zoo", _ZOO_PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
 def user_zoo():
-    return _user_zoo().small_zoo()
+    return USER_ZOO
 
 
 def _labels(mdp):
@@ -35,8 +21,8 @@ def _labels(mdp):
 
 
 def _all_mdps(user_zoo):
-    out = dict(mdp_zoo())
-    out.update({f"user_{k}": v for k, v in user_zoo.items()})
+    out = {k: ZOO[k] for k in ZOO}
+    out.update({f"user_{k}": user_zoo[k] for k in user_zoo})
     out["dense_terminal"] = dense_random_mdp(15, 3, 0.9, 2, terminal=0.3, infeasible=0.3)
     return out
 
@@ -143,7 +129,8 @@ def test_everything_closed():
 
 
 def test_user_zoo_builds(user_zoo):
-    for name, mdp in user_zoo.items():
+    for name in user_zoo:
+        mdp = user_zoo[name]
         assert mdp.n_states >= 16, name
         assert np.all(np.isfinite(fs.reference.plain_backup(mdp)(np.zeros(mdp.n_states))))
 
