@@ -28,7 +28,9 @@ def _batch_sweep(bounds, trans, R, gamma, Vin, Vout, reg, termt, cmin, cmax):
 
     ``R (S, A, B)``; the regularized max of every column is the closed form of
     the single-problem sweeps (row maximum subtracted before the exponentials,
-    which run vectorised through ``_exp_tile``).
+    which run vectorised through ``_exp_tile``). The expectations of the A
+    rows of a state accumulate straight into ``x (A*B,)`` from whole rows
+    ``Vin[s']`` (B contiguous values), the loops LLVM vectorises.
     """
     indptr, indices, probs = trans
     lam, bias, has_bias, sbias = reg
@@ -38,58 +40,63 @@ def _batch_sweep(bounds, trans, R, gamma, Vin, Vout, reg, termt, cmin, cmax):
         x = np.empty(A * B)
         kbits = np.empty(A * B, dtype=np.int64)
         m = np.empty(B)
-        ev = np.empty(B)
         acc = np.empty(B)
-        for b in range(B):
-            cmin[c, b] = np.inf
-            cmax[c, b] = -np.inf
+        lo = np.full(B, np.inf)
+        hi = np.full(B, -np.inf)
         for s in range(bounds[c], bounds[c + 1]):
+            vout = Vout[s]
             if has_term and term[s]:
                 for b in range(B):
-                    Vout[s, b] = 0.0
+                    vout[b] = 0.0
                 continue
             for b in range(B):
                 m[b] = NEG_INF
             for a in range(A):
                 row = s * A + a
+                xa = x[a * B:(a + 1) * B]
                 for b in range(B):
-                    ev[b] = 0.0
+                    xa[b] = 0.0
                 for k in range(indptr[row], indptr[row + 1]):
                     p = probs[k]
-                    j = indices[k]
+                    vr = Vin[indices[k]]
                     for b in range(B):
-                        ev[b] += p * Vin[j, b]
+                        xa[b] += p * vr[b]
                 bb = bias[s, a] if has_bias else 0.0
+                ra = R[s, a]
                 for b in range(B):
-                    r = R[s, a, b]
-                    v = r + gamma * ev[b]
+                    r = ra[b]
+                    v = r + gamma * xa[b]
                     if has_bias:
                         v += bb
                     v = v if r != NEG_INF else NEG_INF
-                    x[a * B + b] = v
+                    xa[b] = v
                     m[b] = max(m[b], v)
             if lam == 0.0:
                 for b in range(B):
                     acc[b] = m[b] + sbias[s]
             else:
                 for a in range(A):
+                    xa = x[a * B:(a + 1) * B]
                     for b in range(B):
-                        x[a * B + b] = (x[a * B + b] - m[b]) / lam
+                        xa[b] = (xa[b] - m[b]) / lam
                 _exp_tile(x, kbits, A * B)
                 for b in range(B):
                     acc[b] = 0.0
                 for a in range(A):
+                    xa = x[a * B:(a + 1) * B]
                     for b in range(B):
-                        acc[b] += x[a * B + b]
+                        acc[b] += xa[b]
                 for b in range(B):
                     acc[b] = m[b] + lam * math.log(acc[b]) + sbias[s]
+            vin = Vin[s]
             for b in range(B):
-                d = acc[b] - Vin[s, b]
-                Vout[s, b] = acc[b]
-                if d < cmin[c, b]:
-                    cmin[c, b] = d
-                if d > cmax[c, b]:
-                    cmax[c, b] = d
+                d = acc[b] - vin[b]
+                vout[b] = acc[b]
+                lo[b] = min(lo[b], d)
+                hi[b] = max(hi[b], d)
+        for b in range(B):
+            cmin[c, b] = lo[b]
+            cmax[c, b] = hi[b]
 
 
 @jit
