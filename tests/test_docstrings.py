@@ -33,7 +33,8 @@ KNOWN_MISSING = {
     "fastsoft.progress.progress_callback", "fastsoft.progress.solver_progress",
     "fastsoft.result.SolveResult.summary", "fastsoft.solver.choose_method",
     "fastsoft.solver.solve", "fastsoft.vi.bellman_backup", "fastsoft.vi.soft_value_iteration",
-    "fastsoft.vi.value_iteration",
+    "fastsoft.vi.value_iteration", "fastsoft.reference.core.plain_backup",
+    "fastsoft.reference.core.numpy_value_iteration", "fastsoft.reference.core.leaving_classes",
 }
 
 #: Modules whose examples are run here.
