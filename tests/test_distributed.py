@@ -93,6 +93,16 @@ def test_iter_and_submit(client):
         assert_same_result(f.result(timeout=120), fs.soft_value_iteration(mdp, **kw))
 
 
+def test_map_solve_batch(client):
+    mdp = fs.random_mdp(300, 3, 4, gamma=0.9, seed=5)
+    rng = np.random.default_rng(0)
+    batches = [rng.random((3, 300, 3)) for _ in range(2)]
+    res = map_solve(client, [(mdp, {"rewards": R}) for R in batches], function="solve_batch",
+                    temperature=0.1, timeout=120)
+    for R, r in zip(batches, res, strict=True):
+        assert_same_result(fs.solve_batch(mdp, R, temperature=0.1), r)
+
+
 def test_map_solve_scatters_each_mdp_once(client, monkeypatch):
     calls = []
     real = client.scatter

@@ -104,6 +104,7 @@ def _results(maze):
         "trajectories": fs.sample_trajectories(maze, pol, n_episodes=4, horizon=6, seed=0),
         "monte_carlo": fs.monte_carlo_evaluation(maze, pol, n_episodes=4, horizon=6, seed=0),
         "occupancy": fs.occupancy(maze, pol),
+        "batch": fs.solve_batch(g, np.stack([g.rewards, g.rewards * 0.5]), temperature=0.1),
         "backward": inference.backward_pass(g, 3, shift=True),
         "enumeration": inference.enumerate_trajectories(g, np.full((16, 4), 0.25), 2),
         "mutual_information": inference.mutual_information(g, np.full((16, 4), 0.25), 2,
