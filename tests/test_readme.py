@@ -61,7 +61,7 @@ def test_readme_names_the_ci_commands():
         shown = _code_lines(_section(text, title))
         # every command CI runs is shown in its section, and the section shows nothing else
         assert shown == commands, (title, shown, commands)
-    assert ci["Install"] == ['python -m pip install ".[test,plot,progress]"']
+    assert ci["Install"] == ['python -m pip install ".[test,plot,progress,distributed,interop]"']
     assert "python -m pytest -q" in ci["Test"]
 
 
