@@ -5,6 +5,7 @@ Commands::
     fastsoft solve SOURCE [options]   solve an MDP, print a summary, save V, Q, policy
     fastsoft dra {maze,huys} [opts]   run a DRA experiment, save results and figures
     fastsoft bench [options]          time fastsoft against the NumPy/SciPy reference
+                                      (--json FILE records a run, --compare FILE checks one)
     fastsoft info                     versions, threads and optional extras
 
 ``SOURCE`` is ``gridworld``, ``random``, ``maze``, ``gym:<id>`` (a toy-text
@@ -18,8 +19,11 @@ gymnasium environment such as ``gym:FrozenLake-v1``) or a ``.npz`` file:
 - optional ``terminal`` (S,) bool mask or state indices, ``initial`` (S,)
   start distribution, ``grid`` (rows, cols) for ``--plot``.
 
-Errors in the arguments or the input (and ``ValueError``/``TypeError`` from
-the library) print one line ``fastsoft: error: ...`` and exit with status 2.
+Errors in the arguments or the input (and ``ValueError``/``TypeError``/
+``MemoryError`` from the library) print one line ``fastsoft: error: ...`` and
+exit with status 2; unknown options and sources get a "did you mean"
+suggestion; options are never abbreviated. ``bench --compare`` exits with
+status 1 when a figure regressed beyond ``--fail-threshold``.
 Ctrl-C during a solve stops it cleanly: the partial result is printed and
 saved with its certificate, and the status is 130.
 """
@@ -1036,8 +1040,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 success, 2 error in the arguments or input (one line
-        ``fastsoft: error: ...`` on stderr), 130 interrupted by Ctrl-C.
+        Exit status: 0 success, 1 a benchmark regression (``bench --compare``),
+        2 error in the arguments or input (one line ``fastsoft: error: ...`` on
+        stderr), 130 interrupted by Ctrl-C.
     """
     parser = build_parser()
     try:

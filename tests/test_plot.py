@@ -83,6 +83,7 @@ def test_value_heatmap_structure(grid_solution, tmp_path):
     ax = plot.value_heatmap(mdp, res.V, res.action, title="grid")
     _png(ax.figure, tmp_path, "value_heatmap_small.png")
     assert ax.get_title() == "grid"
+    assert len(ax.figure.axes) == 1 and len(ax.child_axes) == 1  # the map, its colour bar
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("column", "row")
     _assert_integer_ticks(ax.xaxis, 0, 9)
     _assert_integer_ticks(ax.yaxis, 0, 7)
@@ -199,6 +200,7 @@ def test_convergence_separate_axes_for_sweeps_and_pi_steps(grid_solution, tmp_pa
     pi = fs.policy_iteration(mdp, tol=1e-8)
     ax = plot.convergence({"soft VI": res, "hard VI": hard, "hard PI": pi})
     assert ax.get_yscale() == "log"
+    assert len(ax.figure.axes) == 2  # sweeps below, policy-iteration steps on top
     assert ax.get_xlabel() == "value-iteration sweep"
     assert ax.pi_axes.get_xlabel().startswith("policy-iteration step")
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
@@ -261,6 +263,7 @@ def test_dra_maps_from_result(maze_dra, tmp_path):
     assert [a.get_title() for a in axes] == ["memory noise σ (mean over actions)",
                                              "choice entropy"]
     assert fig._suptitle.get_text() == "DRA memories: mean of 2 runs"
+    assert len(fig.axes) == 2 and all(len(a.child_axes) == 1 for a in fig.axes)
     assert _legend_labels(fig) == ["wall", "goal", "start", "no memory"]
     sig_img = [im for im in axes[0].get_images() if im.get_array().ndim == 2][0]
     arr = sig_img.get_array()
@@ -322,6 +325,7 @@ def test_dra_history_cost_on_its_own_axis(maze_dra, tmp_path):
     assert ax.get_ylabel() == "expected return / objective (undiscounted)"
     assert ax.cost_axes.get_ylabel().startswith("memory cost")
     assert ax.get_xlabel() == "learning episode" and "2 runs" in ax.get_title()
+    assert len(ax.figure.axes) == 2  # return/objective axes and the cost axes
     _png(ax.figure, tmp_path, "dra_history.png")
     with pytest.raises(ValueError, match="what"):
         plot.dra_history(res, what=("speed",))
