@@ -446,7 +446,8 @@ def _vi_run(
     On entry the current iterate is in ``V``; on exit the last ``TV`` is in
     ``V`` (buffers swapped back as needed; ``W`` is scratch). ``shift`` receives
     the certificate ``(lo, hi)`` of the last sweep. ``hist_*[it0 + k]`` records
-    sweep ``k``. Returns the number of sweeps done.
+    sweep ``k``. Returns the number of sweeps done. A third entry of ``shift``,
+    when present, carries the greedy flow (below) from one call to the next.
 
     ``clamp``: one-sided bounds for Jacobi sweeps (terminal states); Gauss-Seidel
     sweeps always use them. With ``gs`` and ``check_every > 0`` every
@@ -472,7 +473,9 @@ def _vi_run(
     if has_term:
         for s in range(term.shape[0]):
             n_live -= term[s]
-    flow = 0.0
+    # the greedy flow is carried between calls in shift[2] (when the caller gives it a
+    # slot), so that the iterate never depends on how the sweeps were split into calls
+    flow = shift[2] if shift.shape[0] > 2 else 0.0
     for k in range(n_sweeps):
         it = it0 + k
         if flow > FLOW_MIN:
@@ -493,7 +496,7 @@ def _vi_run(
             swapped = not swapped
             lo, hi = _certificate(dmin, dmax, c, clamp)
         else:
-            measure = lam == 0.0 and k % FLOW_EVERY == 0
+            measure = lam == 0.0 and it % FLOW_EVERY == 0
             dmin, dmax, fsum = _sweep(
                 parallel, True, reverse, bounds, indptr, indices, probs, cz, R, gamma, nxt, cur,
                 lam, bias, has_bias, sbias, term, has_term, cmin, cmax, measure,
@@ -511,6 +514,8 @@ def _vi_run(
             hist_resid[it] = max(abs(dmin), abs(dmax))
         if 0.5 * (hi - lo) <= tol:
             break
+    if shift.shape[0] > 2:
+        shift[2] = flow
     if swapped:
         V[:] = cur
     return done

@@ -111,6 +111,10 @@ def _use_parallel(mdp: TabularMDP, parallel) -> bool:
     return bool(parallel)
 
 
+#: With a callback, value iteration returns to Python after at most this many stored
+#: transitions read (sweeps times nnz), about 0.1 s of sweeping.
+BATCH_ENTRIES = 20_000_000
+
 #: With Gauss-Seidel and no terminal states, every this many sweeps is a Jacobi
 #: sweep whose two-sided certificate can stop the run.
 GS_CHECK_EVERY = 4
@@ -307,7 +311,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
     hist_b = np.empty(max_iter)
     hist_r = np.empty(max_iter)
     hist_t = np.empty(max_iter)
-    shift = np.zeros(2)
+    shift = np.zeros(3)  # (lo, hi) of the last sweep, and the greedy flow carried across calls
     c = mdp.gamma / (1.0 - mdp.gamma)
     clamp = has_term
     # without terminal states a periodic Jacobi sweep gives Gauss-Seidel the
@@ -370,9 +374,12 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
             if stop:
                 interrupted = True
                 break
-            # aim at ~0.2 s per kernel call
-            per = (t_now - hist_t[max(0, done - k - 1)] if done > k else t_now) / max(k, 1)
-            batch = int(min(max(1, 0.2 / max(per, 1e-9)), 2 * batch + 1))
+            # twice the sweeps (plus one) per call, up to about BATCH_ENTRIES stored
+            # transitions read per call (~0.1 s): counted, never timed, and the kernels
+            # carry their state across calls, so the iterate is the same with or
+            # without a callback
+            cap = max(per_map, BATCH_ENTRIES // max(mdp.nnz, 1))
+            batch = min(2 * batch + 1, cap)
             batch = max(per_map, batch - batch % per_map)
     return {
         "V": aa["g"] if anderson else V, "n_iter": done, "lo": float(shift[0]),
