@@ -6,8 +6,8 @@
 The per-call table times ``fastsoft.solve`` (default threads) against the
 plain NumPy reference (:func:`fastsoft.reference.soft_value_iteration`, the
 same Jacobi iteration to the same certificate) on random MDPs of 10, 100 and
-1000 states (4 actions, 3 successors, gamma 0.95, tol 1e-6), medians of
-repeated calls in this run, with the load printed beside them.
+1000 states (4 actions, 3 successors, gamma 0.95, tol 1e-6): the median of
+individually timed calls in this run, with the load printed beside them.
 """
 
 from __future__ import annotations
@@ -34,20 +34,16 @@ def _fresh(code: str, n: int = 3) -> float:
     return float(np.median(out))
 
 
-def _per_call(fn, budget: float = 0.5, blocks: int = 5) -> float:
-    """Median over ``blocks`` blocks of the mean time per call (block ~budget/blocks s)."""
+def _per_call(fn, budget: float = 0.5, max_calls: int = 2000) -> float:
+    """Median of individually timed calls (~budget seconds; robust to load spikes)."""
     fn()
-    t = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t, 1e-7)
-    n = max(1, int(budget / blocks / one))
-    per = []
-    for _ in range(blocks):
+    ts = []
+    t_end = time.perf_counter() + budget
+    while len(ts) < max_calls and (len(ts) < 5 or time.perf_counter() < t_end):
         t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        per.append((time.perf_counter() - t) / n)
-    return float(np.median(per))
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
 
 
 def per_call_table() -> None:

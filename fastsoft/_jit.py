@@ -124,7 +124,7 @@ class parallel_mode:  # noqa: N801 - used like a function: ``with parallel_mode(
     >>> import fastsoft as fs
     >>> from fastsoft._jit import parallel_mode
     >>> with parallel_mode(False):
-    ...     res = fs.solve(fs.random_mdp(30_000, 2, 2, seed=0), 0.1, tol=1e-3)
+    ...     res = fs.solve(fs.random_mdp(30_000, 2, 2, gamma=0.9, seed=0), 0.1, tol=1e-3)
     """
 
     __slots__ = ("_token", "_value")
@@ -376,6 +376,15 @@ def set_num_threads(n: int) -> None:
     starts (environment variable ``NUMBA_NUM_THREADS``). With ``n = 1`` every
     kernel runs its serial twin. Results do not depend on ``n``.
 
+    Parameters
+    ----------
+    n : int
+        Threads, from 1 to :func:`max_threads`.
+
+    Returns
+    -------
+    None
+
     Examples
     --------
     >>> import fastsoft
@@ -393,12 +402,34 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads parallel kernels use in this thread (see :func:`set_num_threads`)."""
+    """Threads parallel kernels use in this thread (see :func:`set_num_threads`).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import fastsoft
+    >>> 1 <= fastsoft.get_num_threads() <= fastsoft.max_threads()
+    True
+    """
     return int(numba.get_num_threads())
 
 
 def max_threads() -> int:
-    """The most threads :func:`set_num_threads` accepts (``NUMBA_NUM_THREADS``)."""
+    """The most threads :func:`set_num_threads` accepts (``NUMBA_NUM_THREADS``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import fastsoft
+    >>> fastsoft.max_threads() >= 1
+    True
+    """
     return int(numba.config.NUMBA_NUM_THREADS)
 
 

@@ -536,6 +536,10 @@ class TabularMDP:
         terminal, initial, dtype, info
             As in :meth:`from_csr`.
 
+        Returns
+        -------
+        TabularMDP
+
         Examples
         --------
         >>> import numpy as np, scipy.sparse as sp
@@ -577,6 +581,10 @@ class TabularMDP:
         terminal, initial, dtype, info
             As in :meth:`from_csr`.
 
+        Returns
+        -------
+        TabularMDP
+
         Examples
         --------
         >>> import numpy as np
@@ -609,6 +617,10 @@ class TabularMDP:
         terminal, initial, dtype, info
             As in :meth:`from_csr`.
 
+        Returns
+        -------
+        TabularMDP
+
         Examples
         --------
         >>> import numpy as np
@@ -632,8 +644,14 @@ class TabularMDP:
     def to_scipy(self):
         """``(P, R)``: ``P`` a float64 ``scipy.sparse.csr_array`` (S*A, S), row ``s*A + a``.
 
-        ``R`` is a float64 copy of :attr:`rewards` (S, A). Terminal states keep
-        their stored rows (their value is 0 whatever the rows say).
+        Terminal states keep their stored rows (their value is 0 whatever the
+        rows say).
+
+        Returns
+        -------
+        P : scipy.sparse.csr_array, shape (S*A, S)
+        R : ndarray, shape (S, A)
+            A float64 copy of :attr:`rewards`.
 
         Examples
         --------
