@@ -22,9 +22,7 @@ PUBLIC = [
 KNOWN_MISSING = {
     "fastsoft.cli.build_parser", "fastsoft.cli.load_npz", "fastsoft.cli.main",
     "fastsoft.envs.TabularEnv.close", "fastsoft.generators.garnet_rows",
-    "fastsoft.generators.grid_rows", "fastsoft.mdp.TabularMDP.from_mdptoolbox",
-    "fastsoft.mdp.TabularMDP.from_quantecon", "fastsoft.mdp.TabularMDP.from_scipy",
-    "fastsoft.mdp.TabularMDP.to_scipy", "fastsoft.pi.modified_policy_iteration",
+    "fastsoft.generators.grid_rows", "fastsoft.pi.modified_policy_iteration",
     "fastsoft.pi.policy_evaluation", "fastsoft.pi.policy_iteration", "fastsoft.pi.policy_matrix",
     "fastsoft.pi.policy_reward", "fastsoft.pi.regularized_policy_iteration",
     "fastsoft.plot.grid_shape", "fastsoft.progress.ProgressCallback.close",
