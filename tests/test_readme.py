@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CI = ROOT / ".ci" / "run"
@@ -44,6 +46,7 @@ def _api_tour() -> str:
     return text[start:text.index("```", start)]
 
 
+@pytest.mark.slow  # a fresh process loading most kernels: 232 s at load 11 on 2 cores
 def test_readme_api_tour_runs(tmp_path):
     script = tmp_path / "tour.py"
     script.write_text(_api_tour())
