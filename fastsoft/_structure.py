@@ -174,3 +174,32 @@ def reduced(mdp: TabularMDP, frozen: np.ndarray, values: np.ndarray) -> TabularM
     if "coded" in mdp._cache:  # transitions only: shared
         out._cache["coded"] = mdp._cache["coded"]
     return out
+
+
+#: ``"auto"`` policy evaluation factorises ``I - gamma P_pi`` only when the
+#: envelope bound on the factor's size stays below this many entries (80 MB).
+DIRECT_MAX_FILL = 10_000_000
+
+
+def envelope_fill(mdp: TabularMDP) -> int:
+    """Upper estimate of the LU fill of any policy's ``I - gamma P_pi`` (cached).
+
+    The symmetrised support graph ordered by reverse Cuthill-McKee has some
+    bandwidth ``b``; every policy matrix is a subgraph, so its factors in that
+    order fit in the band: at most ``S (2 b + 1)`` entries. Chains and banded
+    MDPs give a few entries per state, a ``n x n`` grid about ``2 n`` per
+    state, Garnet-style random MDPs ``~ S`` per state (dense factors).
+    """
+    c = mdp._cache
+    if "envelope_fill" not in c:
+        from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+        G = support_graph(mdp, live_rows(mdp))
+        G = (G + G.T).tocsr()
+        perm = reverse_cuthill_mckee(G, symmetric_mode=True)
+        pos = np.empty(mdp.n_states, dtype=np.int64)
+        pos[perm] = np.arange(mdp.n_states)
+        rows = np.repeat(np.arange(mdp.n_states), np.diff(G.indptr))
+        b = int(np.abs(pos[rows] - pos[G.indices]).max()) if G.nnz else 0
+        c["envelope_fill"] = mdp.n_states * (2 * b + 1)
+    return c["envelope_fill"]

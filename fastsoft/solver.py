@@ -19,9 +19,10 @@ from ._common import (
 from ._jit import parallel_mode
 from ._structure import closed_structure, reduced, restrict
 from .mdp import TabularMDP
-from .pi import DIRECT_MAX_STATES, _pi_loop
+from .pi import _pi_loop
 from .result import SolveResult
 from .vi import (
+    DEFAULT_MAX_ITER,
     _backup,
     one_step_values,
     pessimistic_start,
@@ -29,25 +30,11 @@ from .vi import (
     soft_value_iteration,
 )
 
-__all__ = ["solve", "choose_method", "METHODS", "PI_MAX_ROW_NNZ", "PI_MIN_GAMMA",
-           "DENSE_MIN_ROW_NNZ"]
+__all__ = ["solve", "choose_method", "METHODS", "DENSE_MIN_ROW_NNZ", "SWITCH_MIN_SWEEPS",
+           "SWITCH_FACTOR", "SWITCH_PI_BUDGET"]
 
 #: Methods accepted by :func:`solve`.
 METHODS = ("auto", "vi", "vi-gs", "pi", "pi-iterative", "mpi")
-
-#: ``"auto"`` uses policy iteration with a direct solve only when the average
-#: number of successors per state-action pair is at most this (a dense ``P``
-#: fills the LU factors; span-stopped value iteration is faster there).
-PI_MAX_ROW_NNZ = 32
-
-#: ``"auto"`` prefers policy iteration from this discount on (below, Gauss-Seidel
-#: value iteration needs few enough sweeps to beat a sparse LU per iteration).
-PI_MIN_GAMMA = 0.995
-
-#: Rule 2 below is off: measured, Gauss-Seidel value iteration from the
-#: pessimistic start beat a sparse LU per Newton step on every benchmark grid
-#: (e.g. 60x60, gamma 0.995, tau 0.1: 0.02 s vs 0.25 s).
-AUTO_PI = False
 
 #: ``"auto"`` solves hard problems without terminal states whose state-action
 #: pairs have at least this many successors on average by inexact policy
@@ -55,9 +42,24 @@ AUTO_PI = False
 #: ``1/A`` of ``P``, a Bellman sweep all of it (dense 2000 x 8: 0.19 s vs 0.31 s).
 DENSE_MIN_ROW_NNZ = 256
 
+#: ``"auto"`` watches the certified bound of its value-iteration sweeps from
+#: this many sweeps on and switches to policy iteration once the measured rate
+#: projects more than :data:`SWITCH_FACTOR` times the sweeps done so far.
+SWITCH_MIN_SWEEPS = 50
+SWITCH_FACTOR = 2.0
+
+#: After the switch, policy iteration gets this many improvement steps to
+#: certify ``tol``; if it has not (it crawls where the greedy policy of the
+#: current values is poor), the sweeps resume from its values.
+SWITCH_PI_BUDGET = 10
+
 
 def choose_method(mdp: TabularMDP, temperature: float = 0.0, kl_weight: float = 0.0) -> str:
-    """The method ``solve(method="auto")`` runs on ``mdp`` (see :func:`solve`)."""
+    """The method ``solve(method="auto")`` starts with on ``mdp`` (see :func:`solve`).
+
+    ``mdp`` is the MDP the iteration runs on: after :func:`solve` has split off
+    the closed sets, that is the reduced MDP, whose closed states are terminal.
+    """
     mdp = check_mdp(mdp)
     S, A = mdp.n_states, mdp.n_actions
     row_nnz = mdp.nnz / max(1, S * A)
@@ -66,10 +68,17 @@ def choose_method(mdp: TabularMDP, temperature: float = 0.0, kl_weight: float = 
         if hard and A >= 2 and row_nnz >= DENSE_MIN_ROW_NNZ:
             return "pi-iterative"
         return "vi"
-    if (AUTO_PI and mdp.gamma >= PI_MIN_GAMMA and S <= DIRECT_MAX_STATES
-            and row_nnz <= PI_MAX_ROW_NNZ):
-        return "pi"
     return "vi-gs"
+
+
+def _projected_sweeps(hist: np.ndarray, tol: float) -> float:
+    """Sweeps still needed at the certified bound's rate over the last half of ``hist``."""
+    n = hist.size
+    b, b0 = float(hist[-1]), float(hist[n // 2])
+    if not (np.isfinite(b) and np.isfinite(b0) and b0 > 0) or n - 1 <= n // 2:
+        return np.inf
+    rate = (b / b0) ** (1.0 / (n - 1 - n // 2))
+    return np.inf if rate >= 1.0 else float(np.log(b / tol) / -np.log(rate))
 
 
 def solve(
@@ -108,9 +117,9 @@ def solve(
     ``"pi"``
         Policy iteration (Newton's method on the regularized operator): exact
         evaluation of each policy by a sparse LU solve of ``I - gamma P_pi``
-        (up to :data:`fastsoft.pi.DIRECT_MAX_STATES` states; above,
-        sweeps to a forcing tolerance), greedy improvement with stable
-        tie-breaking. A handful of iterations.
+        where the envelope of the support graph keeps the factor sparse
+        (otherwise sweeps to a forcing tolerance), greedy improvement with
+        stable tie-breaking. A handful of iterations.
     ``"pi-iterative"``
         Inexact policy iteration: evaluation by extrapolated sweeps to a forcing
         tolerance (Jacobi sweeps with the two-sided span certificate when no
@@ -119,25 +128,34 @@ def solve(
         Modified policy iteration: 20 sweeps of the policy operator (same
         order rule) per improvement.
 
-    ``"auto"`` (see :func:`choose_method`) measured on this machine's
-    benchmark problems (``benchmarks/time_to_solution.py``):
+    ``"auto"`` chooses by structure, then by measured progress:
 
-    1. When no state is terminal (random / Garnet MDPs, dense ``P``): ``"vi"``,
-       because the span bound stops parallel Jacobi sweeps after a few dozen
-       sweeps when ``P`` mixes, whatever gamma is; except hard problems with
-       at least :data:`DENSE_MIN_ROW_NNZ` successors per pair on average, where
-       ``"pi-iterative"`` wins (its evaluation sweeps read one action's rows).
-    2. (off, :data:`AUTO_PI`) ``"pi"`` when states terminate, ``gamma >= PI_MIN_GAMMA`` (0.995),
-       ``S <= DIRECT_MAX_STATES`` (20 000) and ``P`` has at most
-       :data:`PI_MAX_ROW_NNZ` successors per state-action pair on average:
-       value iteration then needs thousands of sweeps, while Newton's method
-       needs a handful of sparse LU solves whatever gamma is.
-    3. ``"vi-gs"`` otherwise (gridworlds, mazes, FrozenLake, Taxi, any size):
-       from the pessimistic start, values flow from the terminal states along
-       the alternating sweep order (Jacobi moves them one step per sweep), and
-       on small problems nothing beats a single kernel call. With a temperature
-       the sweeps are Anderson-accelerated (see
-       :func:`fastsoft.soft_value_iteration`).
+    1. Structure first, whatever the method: closed sets of the support graph
+       (states or classes no action leaves, e.g. goals written as absorbing
+       self-loops) are split off and solved exactly (closed form for a
+       self-loop, exact-evaluation policy iteration for small classes), and
+       the rest is solved on the reduced MDP in which they are terminal
+       (``extra["closed_states"]``; see ``docs/closed_sets.md``). A terminal
+       flag is an optimisation, never a requirement.
+    2. Then :func:`choose_method` on what is left: ``"vi-gs"`` with terminal
+       states (values flow from them along the alternating sweep order; with
+       a temperature Anderson-accelerated), ``"vi"`` without (the two-sided
+       span bound stops Jacobi sweeps early when ``P`` mixes), and
+       ``"pi-iterative"`` for hard problems with at least
+       :data:`DENSE_MIN_ROW_NNZ` successors per pair.
+    3. Measured progress (Jacobi sweeps, without a callback or progress bar;
+       restarting Gauss-Seidel sweeps from a midpoint measured slower): they run
+       in chunks of :data:`SWITCH_MIN_SWEEPS`, then doubling; at each
+       checkpoint the certified bound's rate over the chunk's last half is
+       extrapolated, and once it projects more than :data:`SWITCH_FACTOR`
+       times the sweeps done
+       (chains at gamma 0.999, banded or local MDPs that do not mix), the run
+       switches to policy iteration from the current values (``"pi"``,
+       evaluation by a sparse LU where the factor provably stays sparse, else
+       certified sweeps; ``extra["switched_from"]`` names the sweeps).
+
+       Policy iteration gets :data:`SWITCH_PI_BUDGET` steps; if they do not
+       certify ``tol``, the sweeps resume from its values.
 
     Parameters
     ----------
@@ -280,13 +298,48 @@ def _solve_plain(mdp, reg, prior, tol, method, V, max_iter, callback, progress, 
     """``solve`` without the closed-set split (``method="pi-direct"``: PI, LU evaluation)."""
     if V is None:
         V = pessimistic_start(mdp, reg)
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         method = choose_method(mdp, reg.tau, reg.eta)
     if method in ("vi", "vi-gs"):
         order = "gauss-seidel" if method == "vi-gs" else "jacobi"
-        return soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
-                                    max_iter=max_iter, V0=V, order=order, callback=callback,
-                                    progress=progress, parallel=parallel)
+        if not auto or method != "vi" or callback is not None or progress:
+            return soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
+                                        max_iter=max_iter, V0=V, order=order,
+                                        callback=callback, progress=progress,
+                                        parallel=parallel)
+        # checkpoints at SWITCH_MIN_SWEEPS, then doubling: deterministic, whatever the timing
+        cap = max_iter or DEFAULT_MAX_ITER
+        done, chunk = 0, SWITCH_MIN_SWEEPS
+        while True:
+            r = soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
+                                     max_iter=min(chunk, cap - done), V0=V, order=order,
+                                     parallel=parallel)
+            done += r.n_iter
+            if r.converged or done >= cap:
+                return dataclasses.replace(r, n_iter=done)
+            if _projected_sweeps(r.history["error_bound"], tol) > SWITCH_FACTOR * done:
+                break
+            V = r.V
+            chunk = done
+        p = _policy_iteration(mdp, reg, tol, "pi", r.V.copy(), SWITCH_PI_BUDGET, None, False,
+                              parallel, t_start)
+        extra = {"switched_from": r.method, "sweeps_before_switch": done}
+        if p.converged:
+            return dataclasses.replace(p, extra={**p.extra, **extra})
+        # policy iteration crawls here (e.g. ties far from the reward on a chain):
+        # back to the sweeps where they stopped (any start is certified)
+        r2 = soft_value_iteration(mdp, reg.tau, kl_weight=reg.eta, prior=prior, tol=tol,
+                                  max_iter=max(1, cap - done), V0=r.V, order=order,
+                                  parallel=parallel)
+        return dataclasses.replace(r2, n_iter=done + r2.n_iter,
+                                   extra={**r2.extra, **extra, "pi_iterations": p.n_iter})
+    return _policy_iteration(mdp, reg, tol, method, V, max_iter, callback, progress, parallel,
+                             t_start)
+
+
+def _policy_iteration(mdp, reg, tol, method, V, max_iter, callback, progress, parallel,
+                      t_start) -> SolveResult:
     from .progress import solver_progress
 
     if mdp.has_terminal:

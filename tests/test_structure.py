@@ -155,3 +155,37 @@ def test_numpy_value_iteration_certified(user_zoo):
     assert r["converged"]
     s = fs.solve(mdp, 0.1, tol=1e-9)
     assert np.max(np.abs(r["V"] - s.V)) <= r["error_bound"] + s.error_bound
+
+
+def test_evaluation_choice_by_envelope(user_zoo):
+    """Direct LU only where the factor provably stays sparse, not by the state count."""
+    from fastsoft._structure import DIRECT_MAX_FILL, envelope_fill
+    from fastsoft.pi import _auto_evaluation
+
+    chain = user_zoo["chain"]
+    assert envelope_fill(chain) <= 5 * chain.n_states  # bandwidth 1 after RCM (or 2)
+    assert _auto_evaluation(chain) == "direct"
+    assert _auto_evaluation(user_zoo["banded"]) == "direct"
+    g = fs.random_mdp(8000, 2, 5, gamma=0.95, seed=0)  # under the old 20 000-state rule: LU
+    assert envelope_fill(g) > DIRECT_MAX_FILL
+    assert _auto_evaluation(g) == "iterative"
+    r = fs.policy_evaluation(g, np.zeros(8000, dtype=np.int64), tol=1e-8)
+    assert r.converged and "iterative" in r.method
+
+
+def test_auto_switches_to_policy_iteration_when_sweeps_crawl(user_zoo):
+    from conftest import assert_same_result
+
+    mdp = user_zoo["banded"]  # local transitions, no mixing: Jacobi needs > 1000 sweeps
+    for tau in (0.0, 0.1):
+        r = fs.solve(mdp, tau, tol=1e-6)
+        assert r.extra.get("switched_from", "").startswith(("value_iteration",
+                                                             "soft_value_iteration"))
+        assert r.converged and r.error_bound <= 1e-6
+        Vx = _exact(mdp, tau, 0.0, None, r.V)
+        assert np.max(np.abs(r.V - Vx)) <= r.error_bound + 1e-10
+        # the switch point is a fixed sweep count: the same result every run
+        assert_same_result(r, fs.solve(mdp, tau, tol=1e-6))
+    # a well-mixing MDP stops on the span bound before the first checkpoint
+    g = fs.solve(user_zoo["garnet"], 0.0, tol=1e-6)
+    assert "switched_from" not in g.extra and g.method.startswith("value_iteration")
