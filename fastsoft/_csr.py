@@ -102,6 +102,125 @@ def _is_canonical(indptr, idx, p, flags):
         flags[r] = ok
 
 
+@pjit
+def _scale_rows(indptr, probs, out):
+    """``out[k] = probs[k] / sum(row)`` for rows whose float64 sum is > 0 and != 1.
+
+    Other rows are copied. ``out`` may be ``probs`` itself (in place) or an
+    array of another float dtype (the quotient is rounded once into it).
+    Reference: :func:`fastsoft.reference.normalize_rows`.
+    """
+    for r in prange(indptr.shape[0] - 1):
+        acc = 0.0
+        for k in range(indptr[r], indptr[r + 1]):
+            acc += probs[k]
+        if acc > 0.0 and acc != 1.0:
+            for k in range(indptr[r], indptr[r + 1]):
+                out[k] = probs[k] / acc
+        else:
+            for k in range(indptr[r], indptr[r + 1]):
+                out[k] = probs[k]
+
+
+@jit
+def _merge4(dest, s, pm, a, prev):
+    # the smallest successor of (s, a) above ``prev`` and its merged mass, summed
+    # in direction order (the order a stable sort keeps); v = -1 when none is left
+    v = -1
+    for d in range(4):
+        x = dest[s, d]
+        if x > prev and (v < 0 or x < v):
+            v = x
+    acc = 0.0
+    if v >= 0:
+        for d in range(4):
+            if dest[s, d] == v:
+                acc += pm[a, d]
+    return v, acc
+
+
+@jit
+def _grid_row(dest, s, pm, a):
+    # (number of entries, float64 sum of the entries) of the canonical row (s, a)
+    c = 0
+    total = 0.0
+    prev = -1
+    while True:
+        v, acc = _merge4(dest, s, pm, a, prev)
+        if v < 0:
+            return c, total
+        if acc != 0.0:
+            c += 1
+            total += acc
+        prev = v
+
+
+@pjit
+def _grid_counts(dest, pm, counts):
+    """``counts[s*A + a]``: distinct successors with mass > 0 of the four-move row."""
+    A = pm.shape[0]
+    for s in prange(dest.shape[0]):
+        for a in range(A):
+            counts[s * A + a] = _grid_row(dest, s, pm, a)[0]
+
+
+@pjit
+def _grid_fill(dest, pm, indptr, out_idx, out_p):
+    """Canonical rows of the four-move gridworld, normalised as ``_scale_rows`` does."""
+    A = pm.shape[0]
+    for s in prange(dest.shape[0]):
+        for a in range(A):
+            total = _grid_row(dest, s, pm, a)[1]
+            scale = total > 0.0 and total != 1.0
+            w = indptr[s * A + a]
+            prev = -1
+            while True:
+                v, acc = _merge4(dest, s, pm, a, prev)
+                if v < 0:
+                    break
+                if acc != 0.0:
+                    out_idx[w] = v
+                    out_p[w] = acc / total if scale else acc
+                    w += 1
+                prev = v
+
+
+def grid_csr(dest: np.ndarray, pm: np.ndarray, idx_dtype, dtype):
+    """Canonical, normalised CSR of a four-move gridworld, written straight into its outputs.
+
+    ``dest[s, d]`` is the successor of state ``s`` under move ``d`` and
+    ``pm[a, d]`` the probability of move ``d`` under action ``a``; row
+    ``s*A + a`` gets the distinct successors in increasing order, the mass of
+    a repeated successor summed in move order, zero masses dropped, and the
+    row divided by its sum when that is not exactly 1: bitwise what
+    ``canonicalize_csr`` and ``normalize_rows`` give on the 4-entry rows
+    (reference :func:`fastsoft.reference.grid_csr`). Returns ``(indptr,
+    indices, probs)`` with ``indices`` of ``idx_dtype`` and ``probs`` of
+    ``dtype``; no temporaries of the size of the output.
+    """
+    n_rows = dest.shape[0] * pm.shape[0]
+    indptr = np.empty(n_rows + 1, dtype=np.int64)
+    indptr[0] = 0
+    _grid_counts(dest, pm, indptr[1:])
+    np.cumsum(indptr[1:], out=indptr[1:])
+    out_idx = np.empty(indptr[-1], dtype=idx_dtype)
+    out_p = np.empty(indptr[-1], dtype=dtype)
+    _grid_fill(dest, pm, indptr, out_idx, out_p)
+    return indptr, out_idx, out_p
+
+
+def normalize_rows(indptr: np.ndarray, probs: np.ndarray, out: np.ndarray | None = None):
+    """Divide every row whose sum is > 0 and != 1 by that sum (float64 sums).
+
+    Writes into ``out`` (default a new array of ``probs``' dtype; ``probs``
+    itself for in place, or a float32 array to round once into storage).
+    """
+    if out is None:
+        out = np.empty_like(probs)
+    _scale_rows(indptr, probs, out)
+    return out
+
+
 def row_sums(indptr: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Sum of each CSR row (float64)."""
     out = np.empty(indptr.shape[0] - 1, dtype=np.float64)
@@ -116,18 +235,21 @@ def expected_rewards(indptr, probs, trans_rewards) -> np.ndarray:
     return out
 
 
-def canonicalize_csr(indptr, indices, probs):
+def canonicalize_csr(indptr, indices, probs, *, overwrite=False):
     """Sort rows by successor, merge duplicate successors, drop zero entries.
 
-    Returns new ``(indptr, indices, probs)``; inputs are not modified. Rows that
-    are already canonical are returned as they are (no copy).
+    Returns new ``(indptr, indices, probs)``; inputs are not modified unless
+    ``overwrite`` (then rows of ``indices`` and ``probs`` are sorted in place
+    instead of in copies: for temporaries the caller owns). Rows that are
+    already canonical are returned as they are (no copy).
     """
     flags = np.empty(indptr.shape[0] - 1, dtype=np.uint8)
     _is_canonical(indptr, indices, probs, flags)
     if flags.all():
         return indptr, indices, probs
-    idx = indices.copy()
-    p = probs.copy()
+    del flags
+    idx = indices if overwrite else indices.copy()
+    p = probs if overwrite else probs.copy()
     counts = np.empty(indptr.shape[0] - 1, dtype=np.int64)
     _canonical_counts(indptr, idx, p, counts)
     new_indptr = np.zeros(indptr.shape[0], dtype=np.int64)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from . import _csr
 from .mdp import TabularMDP, _float_dtype, check_gamma
 
 __all__ = ["gridworld", "random_mdp", "mattar_daw_maze", "huys_planning_task", "GRID_ACTIONS",
@@ -102,6 +103,10 @@ def gridworld(
         goals = {g: goal_reward for g in _cells(goals, rows, cols, "goals")}
     goal_map = {c: float(v) for c, v in zip(_cells(goals.keys(), rows, cols, "goals"),
                                              goals.values(), strict=True)}
+    bad = [("step_reward", float(step_reward))] + [(f"goals[{c}]", v) for c, v in goal_map.items()]
+    for name, v in bad:
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v}")
     if set(goal_map) & set(wall_list):
         raise ValueError("goals and walls overlap")
     S, A = rows * cols, 4
@@ -111,21 +116,27 @@ def gridworld(
     goal_vals = np.array([v for _, v in goal_items], dtype=np.float64)
     if wall_ids.size + goal_ids.size >= S:
         raise ValueError("every cell is a wall or a goal")
-    cand_idx, cand_p, R, terminal = grid_rows(rows, cols, 0, S, slip, wall_ids, goal_ids,
-                                              goal_vals, step_reward)
-    indptr = np.arange(0, S * A * 4 + 1, 4, dtype=np.int64)
-    mdp = TabularMDP._build(
+    idx_dtype = np.int32 if S < 2**31 - 1 else np.int64
+    # states in blocks (a block's rows are bitwise those of the whole grid), the
+    # successors kept as (S, 4) indices; the CSR is then written in canonical
+    # form straight into its final arrays (no raw 16-entry rows, no re-sorting)
+    dest = np.empty((S, 4), dtype=idx_dtype)
+    R = np.empty((S, A), dtype=np.float64)
+    terminal = np.empty(S, dtype=bool)
+    for lo in range(0, S, _GRID_BLOCK):
+        hi = min(S, lo + _GRID_BLOCK)
+        dest[lo:hi], R[lo:hi], terminal[lo:hi] = _grid_moves(
+            rows, cols, lo, hi, slip, wall_ids, goal_ids, goal_vals, step_reward)
+    indptr, indices, probs = _csr.grid_csr(dest, _move_probs(slip), idx_dtype, dt)
+    del dest
+    mdp = TabularMDP(
         indptr,
-        cand_idx.astype(np.int32 if S < 2**31 - 1 else np.int64),
-        cand_p,
-        R,
-        None,
-        S,
-        A,
+        indices,
+        probs,
+        R.astype(dt, copy=False),
         gamma,
         terminal,
         _start_dist(start, rows, cols, S, terminal),
-        dt,
         {
             "kind": "gridworld",
             "grid": (rows, cols),
@@ -146,6 +157,52 @@ def _member(x: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     return sorted_ids[pos] == x
 
 
+#: States per block while gridworld() computes moves and rewards (bounds the temporaries).
+_GRID_BLOCK = 1 << 16
+
+
+def _move_probs(slip: float) -> np.ndarray:
+    """``pm[a, d] = P(move d | action a)``: ``1 - slip`` on the chosen move plus ``slip / 4``."""
+    pm = np.full((4, 4), slip / 4.0)
+    pm[np.arange(4), np.arange(4)] += 1.0 - slip
+    return pm
+
+
+def _grid_moves(rows, cols, lo, hi, slip, wall_ids, goal_ids, goal_vals, step_reward):
+    """Successor of every move, expected rewards and terminal mask of states ``lo..hi-1``.
+
+    Returns ``dest (hi - lo, 4)`` int64 (terminal states: themselves),
+    ``R (hi - lo, 4)`` float64 and ``terminal (hi - lo,)`` bool.
+    """
+    S = rows * cols
+    s = np.arange(lo, hi, dtype=np.int64)
+    rr, cc = np.divmod(s, cols)
+    goal = _member(s, goal_ids)
+    terminal = _member(s, wall_ids) | goal
+    dest = np.empty((s.shape[0], 4), dtype=np.int64)
+    for d, (_, dr, dc) in enumerate(GRID_ACTIONS):
+        r2 = rr + dr
+        c2 = cc + dc
+        inside = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
+        cand = np.where(inside, r2 * cols + c2, s)
+        cand = np.where(_member(np.clip(cand, 0, S - 1), wall_ids), s, cand)
+        dest[:, d] = cand
+    # terminal cells: absorbing self-loops (never used by the solvers)
+    dest[terminal] = s[terminal, None]
+    pm = _move_probs(slip)
+    # expected reward: step reward, or the goal's reward when the move enters a goal
+    enters = _member(dest, goal_ids) & ~terminal[:, None]  # (n, 4)
+    gpos = np.minimum(np.searchsorted(goal_ids, dest), max(goal_ids.size - 1, 0))
+    step_part = np.where(enters, goal_vals[gpos] if goal_ids.size else 0.0, step_reward)
+    # R[s, a] = sum_d step_part[s, d] pm[a, d], summed in direction order (elementwise,
+    # so that a block's rewards are bitwise those of the whole grid)
+    R = step_part[:, None, 0] * pm[None, :, 0]
+    for d in range(1, 4):
+        R = R + step_part[:, None, d] * pm[None, :, d]
+    R[terminal] = 0.0
+    return dest, R, terminal
+
+
 def grid_rows(rows, cols, lo, hi, slip, wall_ids, goal_ids, goal_vals, step_reward):
     """Raw transition rows of the gridworld states ``lo..hi-1`` (see :func:`gridworld`).
 
@@ -163,37 +220,12 @@ def grid_rows(rows, cols, lo, hi, slip, wall_ids, goal_ids, goal_vals, step_rewa
     rewards : ndarray of float64, shape (hi - lo, 4)
     terminal : ndarray of bool, shape (hi - lo,)
     """
-    S = rows * cols
-    s = np.arange(lo, hi, dtype=np.int64)
-    n, A = s.shape[0], 4
-    rr, cc = np.divmod(s, cols)
-    goal = _member(s, goal_ids)
-    terminal = _member(s, wall_ids) | goal
-    dest = np.empty((n, 4), dtype=np.int64)
-    for d, (_, dr, dc) in enumerate(GRID_ACTIONS):
-        r2 = rr + dr
-        c2 = cc + dc
-        inside = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
-        cand = np.where(inside, r2 * cols + c2, s)
-        cand = np.where(_member(np.clip(cand, 0, S - 1), wall_ids), s, cand)
-        dest[:, d] = cand
-    # terminal cells: absorbing self-loops (never used by the solvers)
-    dest[terminal] = s[terminal, None]
-    # move probabilities: pm[a, d] = P(move d | action a)
-    pm = np.full((A, 4), slip / 4.0)
-    pm[np.arange(4), np.arange(4)] += 1.0 - slip
+    dest, R, terminal = _grid_moves(rows, cols, lo, hi, slip, wall_ids, goal_ids, goal_vals,
+                                    step_reward)
+    n, A = dest.shape[0], 4
+    pm = _move_probs(slip)
     cand_idx = np.broadcast_to(dest[:, None, :], (n, A, 4)).reshape(-1)
     cand_p = np.broadcast_to(pm[None, :, :], (n, A, 4)).reshape(-1)
-    # expected reward: step reward, or the goal's reward when the move enters a goal
-    enters = _member(dest, goal_ids) & ~terminal[:, None]  # (n, 4)
-    gpos = np.minimum(np.searchsorted(goal_ids, dest), max(goal_ids.size - 1, 0))
-    step_part = np.where(enters, goal_vals[gpos] if goal_ids.size else 0.0, step_reward)
-    # R[s, a] = sum_d step_part[s, d] pm[a, d], summed in direction order (elementwise,
-    # so that a block's rewards are bitwise those of the whole grid)
-    R = step_part[:, None, 0] * pm[None, :, 0]
-    for d in range(1, 4):
-        R = R + step_part[:, None, d] * pm[None, :, d]
-    R[terminal] = 0.0
     return cand_idx, np.ascontiguousarray(cand_p), R, terminal
 
 
@@ -262,14 +294,14 @@ def random_mdp(
     gamma = check_gamma(gamma)
     rng = np.random.default_rng(seed)
     n_rows = S * A
-    nxt, p = garnet_rows(rng, n_rows, S, K)
+    nxt, p = garnet_rows(rng, n_rows, S, K, index_dtype=np.int32 if S < 2**31 - 1 else np.int64)
     lo, hi = reward_range
     R = rng.uniform(lo, hi, size=(S, A))
     indptr = np.arange(0, n_rows * K + 1, K, dtype=np.int64)
     return TabularMDP._build(
         indptr,
-        nxt.astype(np.int32 if S < 2**31 - 1 else np.int64).ravel(),
-        p.ravel(),
+        nxt.reshape(-1),
+        p.reshape(-1),
         R,
         None,
         S,
@@ -279,17 +311,25 @@ def random_mdp(
         None,
         _float_dtype(dtype),
         {"kind": "random_mdp", "n_successors": K},
+        owned=True,
     )
 
 
-def garnet_rows(rng: np.random.Generator, n_rows: int, n_states: int, n_successors: int):
+#: Rows per block of the repeat check in :func:`garnet_rows` (bounds its temporaries).
+_GARNET_BLOCK = 1 << 16
+
+
+def garnet_rows(rng: np.random.Generator, n_rows: int, n_states: int, n_successors: int,
+                *, index_dtype=np.int64):
     """Draw ``n_rows`` Garnet rows from ``rng`` (the draws of :func:`random_mdp`).
 
     Each row gets ``n_successors`` distinct next states uniform on
     ``[0, n_states)``, sorted (rows with a repeat are redrawn; with
     ``4 * n_successors > n_states`` a random permutation's first entries), then
     probabilities from a uniform random partition of ``[0, 1]`` (sorted
-    uniform cut points). Returns ``(next_states (n_rows, K), probs (n_rows, K))``.
+    uniform cut points). Returns ``(next_states (n_rows, K), probs (n_rows, K))``,
+    the next states as ``index_dtype`` (converted before the probabilities are
+    drawn, so that the int64 draws and the probabilities never coexist).
     """
     S, K = n_states, n_successors
     if K * 4 > S:
@@ -298,16 +338,30 @@ def garnet_rows(rng: np.random.Generator, n_rows: int, n_states: int, n_successo
         nxt = rng.integers(0, S, size=(n_rows, K))
         nxt.sort(axis=1)
         while True:
-            redo = np.flatnonzero((np.diff(nxt, axis=1) == 0).any(axis=1))
+            redo = np.concatenate([
+                lo + np.flatnonzero((np.diff(nxt[lo:lo + _GARNET_BLOCK], axis=1) == 0).any(axis=1))
+                for lo in range(0, n_rows, _GARNET_BLOCK)
+            ] or [np.zeros(0, dtype=np.int64)])
             if not redo.size:
                 break
             fresh = rng.integers(0, S, size=(redo.size, K))
             fresh.sort(axis=1)
             nxt[redo] = fresh
     nxt.sort(axis=1)
-    cuts = np.sort(rng.random((n_rows, K - 1)), axis=1)
-    edges = np.concatenate([np.zeros((n_rows, 1)), cuts, np.ones((n_rows, 1))], axis=1)
-    return nxt, np.diff(edges, axis=1)
+    if nxt.dtype != np.dtype(index_dtype):
+        nxt = nxt.astype(index_dtype)
+    # probabilities: differences of [0, sorted cuts, 1], written into one array
+    # (bitwise np.diff of the concatenated edges: x - 0.0 == x)
+    cuts = rng.random((n_rows, K - 1))
+    cuts.sort(axis=1)
+    p = np.empty((n_rows, K))
+    if K == 1:
+        p[:, 0] = 1.0
+    else:
+        p[:, 0] = cuts[:, 0]
+        np.subtract(cuts[:, 1:], cuts[:, :-1], out=p[:, 1:-1])
+        np.subtract(1.0, cuts[:, -1], out=p[:, -1])
+    return nxt, p
 
 
 #: Mattar & Daw maze layout (docs/theory.md §6.7).

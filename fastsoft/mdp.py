@@ -387,8 +387,10 @@ class TabularMDP:
     @classmethod
     def _build(
         cls, indptr, indices, probs, R, trans_R, n_states, n_actions, gamma, terminal, initial,
-        dt, info,
+        dt, info, *, owned=False,
     ) -> TabularMDP:
+        # owned: the caller hands over ``indices`` and ``probs`` (temporaries of a
+        # builder), which may then be sorted and rescaled in place instead of copied
         S, A = int(n_states), int(n_actions)
         if S <= 0 or A <= 0:
             raise ValueError(f"need at least one state and one action, got S={S}, A={A}")
@@ -418,8 +420,12 @@ class TabularMDP:
             if np.any(probs < 0):
                 s, a = _entry_to_sa(indptr, int(np.argmax(probs < 0)), A)
                 raise ValueError(f"probs must be non-negative; first offending (s, a) = ({s}, {a})")
+        idx_in, probs_in = indices, probs
         indices = np.ascontiguousarray(indices, dtype=idx_dtype)
         probs64 = np.ascontiguousarray(probs, dtype=np.float64)
+        own_idx = owned or not np.may_share_memory(indices, idx_in)
+        own_p = owned or not np.may_share_memory(probs64, probs_in)
+        del idx_in
         if trans_R is not None:
             R = _csr.expected_rewards(
                 indptr, probs64, np.ascontiguousarray(trans_R, dtype=np.float64)
@@ -450,14 +456,24 @@ class TabularMDP:
                 f"probs: row of (s, a) = ({s}, {a}) sums to {sums[s, a]!r}, not 1 "
                 f"(tolerance {row_tol[s, a]:.3g} for {probs.dtype} probabilities)"
             )
-        indptr, indices, probs64 = _csr.canonicalize_csr(
-            np.ascontiguousarray(indptr), indices, probs64
-        )
-        # store exactly stochastic rows (validation allowed some slack)
+        del sums, must_sum, row_tol, bad, steps
+        del probs
+        canon = _csr.canonicalize_csr(np.ascontiguousarray(indptr), indices, probs64,
+                                      overwrite=own_idx and own_p)
+        if canon[2] is not probs64:
+            own_p = True  # fresh output of the merge
+        indptr, indices, probs64 = canon
+        del canon
+        # store exactly stochastic rows (validation allowed some slack), rescaled
+        # in place when the array is ours, rounded once into the storage dtype
         sums = _csr.row_sums(indptr, probs64)
         if np.any((sums > 0) & (sums != 1.0)):
-            scale = np.where(sums > 0, sums, 1.0)
-            probs64 = probs64 / np.repeat(scale, np.diff(indptr))
+            del sums
+            if dt != np.float64:
+                out = np.empty(probs64.shape[0], dtype=dt)
+            else:
+                out = probs64 if own_p else None
+            probs64 = _csr.normalize_rows(indptr, probs64, out)
         return cls(
             np.ascontiguousarray(indptr),
             indices,

@@ -92,8 +92,7 @@ def _canonical_block(builder, lo, hi, indptr, indices, probs, rewards, terminal)
     indptr, indices, probs = _csr.canonicalize_csr(indptr, indices, probs)
     sums = _csr.row_sums(indptr, probs)
     if np.any((sums > 0) & (sums != 1.0)):
-        scale = np.where(sums > 0, sums, 1.0)
-        probs = probs / np.repeat(scale, np.diff(indptr))
+        probs = _csr.normalize_rows(indptr, probs)
     term = terminal if terminal is not None and terminal.any() else None
     return MDPBlock(lo, hi, builder.n_states, builder.n_actions, builder.gamma,
                     np.ascontiguousarray(indptr, dtype=np.int64),

@@ -15,6 +15,8 @@ __all__ = [
     "row_sums",
     "expected_rewards",
     "canonicalize_csr",
+    "normalize_rows",
+    "grid_csr",
     "transition_matrix",
     "q_values",
     "regularized_max",
@@ -109,12 +111,71 @@ def canonicalize_csr(indptr, indices, probs):
     """
     n_rows = len(indptr) - 1
     n_cols = int(indices.max()) + 1 if len(indices) else 1
+    # copy=True: sum_duplicates and sort_indices work in place on the arrays given
     m = sp.csr_matrix((np.asarray(probs, dtype=np.float64), indices, indptr),
-                      shape=(n_rows, n_cols))
+                      shape=(n_rows, n_cols), copy=True)
     m.sum_duplicates()
     m.eliminate_zeros()
     m.sort_indices()
     return m.indptr.astype(np.int64), m.indices, m.data
+
+
+def normalize_rows(indptr, probs) -> np.ndarray:
+    """Reference of ``fastsoft._csr._scale_rows``: rows summing to t > 0, t != 1 divided by t.
+
+    Parameters
+    ----------
+    indptr : array of int, shape (n_rows + 1,)
+        CSR row pointers.
+    probs : array of float, shape (nnz,)
+        Entries.
+
+    Returns
+    -------
+    ndarray of float64, shape (nnz,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft import reference as ref
+    >>> ref.normalize_rows(np.array([0, 2, 3]), np.array([0.5, 1.5, 1.0]))
+    array([0.25, 0.75, 1.  ])
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    sums = row_sums(indptr, probs)
+    scale = np.where((sums > 0) & (sums != 1.0), sums, 1.0)
+    return probs / np.repeat(scale, np.diff(indptr))
+
+
+def grid_csr(dest, pm):
+    """Reference of ``fastsoft._csr.grid_csr``: the four-move rows, canonicalised and normalised.
+
+    Parameters
+    ----------
+    dest : array of int, shape (S, 4)
+        Successor of every state under each move.
+    pm : array of float, shape (A, 4)
+        ``pm[a, d]``: probability of move ``d`` under action ``a``.
+
+    Returns
+    -------
+    indptr, indices, probs : ndarray
+        Row ``s*A + a`` sorted by successor, repeated successors summed,
+        zeros dropped, divided by its sum where that is not exactly 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoft import reference as ref
+    >>> ref.grid_csr(np.array([[0, 1, 0, 0]]), np.array([[0.5, 0.5, 0.0, 0.0]]))
+    (array([0, 2]), array([0, 1], dtype=int32), array([0.5, 0.5]))
+    """
+    dest = np.asarray(dest)
+    S, A = dest.shape[0], pm.shape[0]
+    idx = np.broadcast_to(dest[:, None, :], (S, A, 4)).reshape(-1)
+    p = np.broadcast_to(np.asarray(pm, dtype=np.float64)[None], (S, A, 4)).reshape(-1)
+    indptr, indices, probs = canonicalize_csr(np.arange(0, S * A * 4 + 1, 4), idx, p)
+    return indptr, indices, normalize_rows(indptr, probs)
 
 
 def transition_matrix(mdp) -> sp.csr_matrix:
