@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, pjit, prange
-from ._kernels import _certificate, _sweep
+from ._kernels import _certificate, _round_off_stop, _sweep
 
 #: Ridge added to the Gram matrix, relative to its largest diagonal entry.
 RIDGE = 1e-10
@@ -173,12 +173,14 @@ def _vi_run_anderson(
     certified iterate, with ``shift = (lo, hi)``) and ``x`` the next point.
     ``state`` and ``best`` (the smallest bound at the end of a map, a restart
     test) carry the history across calls. ``hist_*[it0 + k]`` records sweep
-    ``k``. Returns the number of sweeps done
+    ``k``; ``shift`` is the certificate buffer (stopping rule and reason as in
+    :func:`fastsoft._kernels._vi_run`). Returns the number of sweeps done
     (whole maps only, unless tol or ``n_sweeps`` ends the run inside one).
     """
     n_map = (2 + (1 if two_sided else 0)) if gs else 1
     done = 0
     bound = np.inf
+    why = 0
     while done < n_sweeps:
         if gs:
             _pcopy(x, g)
@@ -207,11 +209,14 @@ def _vi_run_anderson(
             hist_bound[it] = bound
             hist_resid[it] = 0.0 if dmin > dmax else max(abs(dmin), abs(dmax))
             done += 1
-            if bound <= tol or done >= n_sweeps:
+            why = _round_off_stop(bound, hist_resid[it], g, tol, c, it, shift)
+            if why != 0:
+                shift[6] = why
+            if why != 0 or done >= n_sweeps:
                 stop = True
                 break
         if stop:
-            if done % n_map != 0 or bound <= tol:
+            if done % n_map != 0 or why != 0:
                 # ended inside a map (or converged): the history no longer matches
                 state[0] = 0
                 _pcopy(g, x)

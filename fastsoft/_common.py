@@ -246,3 +246,42 @@ def make_regularizer(mdp: TabularMDP, temperature, kl_weight, prior) -> Regulari
     elif eta > 0:
         sbias = -eta * np.log(n_feasible(mdp).astype(np.float64))
     return Regularizer(tau, eta, tau + eta, bias, has_bias, sbias, log_prior)
+
+
+def make_rng(seed, name: str = "seed") -> np.random.Generator:
+    """``np.random.default_rng(seed)`` with errors that name the argument."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer (or a Generator, "
+                         f"SeedSequence or None), got {int(seed)}")
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+
+
+def check_count(x, name: str, *, low: int = 1) -> int:
+    """A count (integer ``>= low``): TypeError for non-integers such as 2.7, ValueError below."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {x!r}")
+    v = int(x)
+    if v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    return v
+
+
+def memory_bytes() -> int | None:
+    """Physical memory of this machine (None if unknown)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(need: float, what: str) -> None:
+    """Refuse, before allocating, work that needs more than this machine's memory."""
+    mem = memory_bytes()
+    if mem is not None and need > mem:
+        raise ValueError(f"{what} needs about {need / 2**30:,.1f} GiB, more than this "
+                         f"machine's {mem / 2**30:,.1f} GiB of memory")

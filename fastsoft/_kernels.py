@@ -435,6 +435,58 @@ def _certificate(dmin, dmax, c, clamp):
     return c * dmin, c * dmax
 
 
+#: A run stops as "round-off floor reached" once its certified bound is within this
+#: factor of the smallest allowance any later iterate could have (see
+#: :func:`_round_off_stop`).
+FLOOR_RATIO = 1.5
+
+#: ... and measures ``max |W|`` at least every this many sweeps.
+MEASURE_EVERY = 32
+
+
+@pjit
+def _absmax(V):
+    """``max_s |V[s]|`` (0 for an empty vector)."""
+    m = 0.0
+    for s in prange(V.shape[0]):
+        m = max(m, abs(V[s]))
+    return m
+
+
+@jit
+def _round_off_stop(half, resid, W, tol, c, it, cert):
+    """Stopping rule of every run kernel, with the round-off allowance of ``fastsoft._certify``.
+
+    ``half``: the MacQueen half-width of the sweep whose output is ``W``;
+    ``resid``: its ``max |W - V|``; ``cert``: the certificate buffer
+    (``cert[2:5]`` the allowance ``a_out M + a_res resid + const``, ``cert[5]``
+    the last measured ``M = max |W|``). Returns 1 when ``half`` plus the
+    allowance is ``<= tol``; 2 when that bound is within :data:`FLOOR_RATIO` of
+    the smallest allowance a later iterate could get (``max |V*| >= M - |V* - W|``),
+    so that further sweeps cannot certify ``tol``; 0 otherwise. ``M`` is
+    measured (an O(S) pass) only when the bound may be near a stop, and at
+    least every :data:`MEASURE_EVERY` sweeps.
+    """
+    a_out = cert[2]
+    a_res = cert[3]
+    const = cert[4]
+    M = cert[5]
+    if M >= 0.0 and it % MEASURE_EVERY != 0:
+        est = a_out * M + a_res * resid + const
+        if half > tol and half > 2.0 * est:
+            return 0
+    M = _absmax(W)
+    cert[5] = M
+    allow = a_out * M + a_res * resid + const
+    bound = half + allow
+    if bound <= tol:
+        return 1
+    reach = max(M - c * resid - bound, 0.0)
+    if bound <= FLOOR_RATIO * (a_out * reach + const):
+        return 2
+    return 0
+
+
 @jit
 def _vi_run(
     n_sweeps, it0, tol, c, clamp, parallel, gs, check_every, bounds, indptr, indices, probs, cz, R,
@@ -446,8 +498,9 @@ def _vi_run(
     On entry the current iterate is in ``V``; on exit the last ``TV`` is in
     ``V`` (buffers swapped back as needed; ``W`` is scratch). ``shift`` receives
     the certificate ``(lo, hi)`` of the last sweep. ``hist_*[it0 + k]`` records
-    sweep ``k``. Returns the number of sweeps done. A third entry of ``shift``,
-    when present, carries the greedy flow (below) from one call to the next.
+    sweep ``k``. Returns the number of sweeps done. ``shift`` is the certificate
+    buffer of ``fastsoft._certify`` (``CERT_LEN``): the stopping rule is
+    :func:`_round_off_stop`, whose reason lands in ``shift[6]`` (0: budget).
 
     ``clamp``: one-sided bounds for Jacobi sweeps (terminal states); Gauss-Seidel
     sweeps always use them. With ``gs`` and ``check_every > 0`` every
@@ -473,9 +526,7 @@ def _vi_run(
     if has_term:
         for s in range(term.shape[0]):
             n_live -= term[s]
-    # the greedy flow is carried between calls in shift[2] (when the caller gives it a
-    # slot), so that the iterate never depends on how the sweeps were split into calls
-    flow = shift[2] if shift.shape[0] > 2 else 0.0
+    flow = shift[7]  # the flow measured by the previous call (chunked runs match one call)
     for k in range(n_sweeps):
         it = it0 + k
         if flow > FLOW_MIN:
@@ -512,10 +563,11 @@ def _vi_run(
             hist_resid[it] = 0.0
         else:
             hist_resid[it] = max(abs(dmin), abs(dmax))
-        if 0.5 * (hi - lo) <= tol:
+        why = _round_off_stop(0.5 * (hi - lo), hist_resid[it], cur, tol, c, it, shift)
+        if why != 0:
+            shift[6] = why
             break
-    if shift.shape[0] > 2:
-        shift[2] = flow
+    shift[7] = flow
     if swapped:
         V[:] = cur
     return done

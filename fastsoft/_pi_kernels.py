@@ -23,7 +23,7 @@ import numpy as np
 
 from ._csr import _sort_row
 from ._jit import ijit, jit, pjit, prange
-from ._kernels import _row_mean
+from ._kernels import _round_off_stop, _row_mean
 
 NEG_INF = -np.inf
 
@@ -123,7 +123,10 @@ def _policy_run(n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indi
     """Up to ``n_sweeps`` sweeps of ``T_pi``; stop once the span bound on ``|V - V^pi|`` <= tol.
 
     The iterate ends in ``V`` (the last ``T_pi V``; ``W`` is scratch); ``shift``
-    receives the certificate ``(lo, hi)``: ``T_pi V + lo <= V^pi <= T_pi V + hi``.
+    receives the certificate ``(lo, hi)``: ``T_pi V + lo <= V^pi <= T_pi V + hi``
+    (it is the certificate buffer of ``fastsoft._certify``: with ``tol >= 0`` the
+    stopping rule is ``_kernels._round_off_stop``, its reason in ``shift[6]``, the
+    last sweep's ``max |T_pi V - V|`` in ``shift[7]``).
     ``tol < 0`` runs all ``n_sweeps``. Sweep ``it0 + k`` of a Gauss-Seidel run goes
     in decreasing state order when odd. Returns the number of sweeps done.
     """
@@ -149,14 +152,21 @@ def _policy_run(n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indi
         if dmin > dmax:
             shift[0] = 0.0
             shift[1] = 0.0
+            shift[6] = 1
             break
+        resid = max(abs(dmin), abs(dmax))
+        shift[7] = resid
         if clamp:
             dmin = min(dmin, 0.0)
             dmax = max(dmax, 0.0)
         shift[0] = c * dmin
         shift[1] = c * dmax
-        if 0.5 * (shift[1] - shift[0]) <= tol:
-            break
+        if tol >= 0.0:
+            why = _round_off_stop(0.5 * (shift[1] - shift[0]), resid, cur, tol, c, it0 + k,
+                                  shift)
+            if why != 0:
+                shift[6] = why
+                break
     if swapped:
         V[:] = cur
     return done

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from . import _csr
+from ._common import check_count, check_fits, make_rng
 from .mdp import TabularMDP, _float_dtype, check_gamma
 
 __all__ = ["gridworld", "random_mdp", "mattar_daw_maze", "huys_planning_task", "GRID_ACTIONS",
@@ -88,9 +89,11 @@ def gridworld(
     >>> mdp.info["grid"]
     (4, 5)
     """
-    rows, cols = int(rows), int(cols)
-    if rows <= 0 or cols <= 0:
-        raise ValueError(f"rows and cols must be positive, got {rows}x{cols}")
+    rows = check_count(rows, "rows")
+    cols = check_count(cols, "cols")
+    # the MDP's arrays (4 successors per pair: index and probability, the rewards,
+    # per-state masks), with the builder's peak of about 2x on top
+    check_fits(2.0 * rows * cols * (4 * (16 * 4 + 8) + 64), f"gridworld {rows}x{cols}")
     slip = float(slip)
     if not 0.0 <= slip <= 1.0:
         raise ValueError(f"slip must lie in [0, 1], got {slip}")
@@ -286,16 +289,26 @@ def random_mdp(
     >>> mdp == fs.random_mdp(100, 4, 5, gamma=0.9, seed=0)  # same seed, same MDP
     True
     """
-    S, A, K = int(n_states), int(n_actions), int(n_successors)
-    if S <= 0 or A <= 0:
-        raise ValueError(f"n_states and n_actions must be positive, got {S}, {A}")
+    S = check_count(n_states, "n_states")
+    A = check_count(n_actions, "n_actions")
+    K = check_count(n_successors, "n_successors")
     if not 1 <= K <= S:
         raise ValueError(f"n_successors must lie in [1, n_states={S}], got {K}")
     gamma = check_gamma(gamma)
-    rng = np.random.default_rng(seed)
+    try:
+        lo, hi = (float(x) for x in reward_range)
+    except (TypeError, ValueError):
+        raise TypeError(f"reward_range must be a pair of reals, got {reward_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"reward_range must be finite with low <= high, got {reward_range!r}")
+    if not np.isfinite(hi - lo):
+        raise ValueError(f"reward_range: high - low overflows float64, got {reward_range!r}")
     n_rows = S * A
+    # dense draws (K > S/4) sort a random (S*A, S) matrix; sparse ones keep (S*A, K)
+    need = 16.0 * n_rows * S + 32.0 * n_rows * K if K * 4 > S else 5 * 32.0 * n_rows * K
+    check_fits(need, f"random_mdp with {S:,} states x {A} actions x {K} successors")
+    rng = make_rng(seed)
     nxt, p = garnet_rows(rng, n_rows, S, K, index_dtype=np.int32 if S < 2**31 - 1 else np.int64)
-    lo, hi = reward_range
     R = rng.uniform(lo, hi, size=(S, A))
     indptr = np.arange(0, n_rows * K + 1, K, dtype=np.int64)
     return TabularMDP._build(

@@ -668,16 +668,17 @@ def mutual_information(
         en = enumerate_trajectories(mdp, policy, T, initial=initial, max_trajectories=limit)
         w = np.exp(en.log_prob)
         w = w / w.sum()
-        p = np.exp(en.reward_sum - c * en.lengths)
-        m = float(w @ p)
+        p = np.minimum(np.exp(en.reward_sum - c * en.lengths), 1.0)
+        # the normalised weights may sum to 1 + 2e-16: clip the mean back into [0, 1]
+        m = min(max(float(w @ p), 0.0), 1.0)
         hbar = float(w @ binary_entropy(p))
         value = float(binary_entropy(m)) - hbar
         return MutualInformation(value, 0.0, m, hbar, "enumerate", en.n_trajectories, c, T)
     n = check_int(n_episodes, "n_episodes", low=2)
     tr = sample_trajectories(mdp, policy, n_episodes=n, horizon=T, seed=seed, initial=initial)
-    p = np.exp(tr.rewards.sum(axis=1) - c * tr.lengths)
+    p = np.minimum(np.exp(tr.rewards.sum(axis=1) - c * tr.lengths), 1.0)
     hp = binary_entropy(p)
-    m = float(p.mean())
+    m = min(max(float(p.mean()), 0.0), 1.0)
     hbar = float(hp.mean())
     value = float(binary_entropy(m)) - hbar
     with np.errstate(divide="ignore"):

@@ -9,6 +9,7 @@ no zero entries.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -95,6 +96,53 @@ def _freeze(*arrays):
     for a in arrays:
         if a is not None:
             a.flags.writeable = False
+
+
+def _check_gym_table(P, S: int) -> None:
+    """Validate a gymnasium toy-text table ``P[s][a] = [(prob, next_state, reward, terminated)]``.
+
+    Raises ValueError/TypeError naming the state, action and outcome at fault.
+    """
+    for s in range(S):
+        row = P[s]
+        if not isinstance(row, Mapping) or not row:
+            raise TypeError(f"env.unwrapped.P[{s}] must be a non-empty dict action -> outcomes, "
+                            f"got {type(row).__name__}")
+        keys = list(row)
+        if not all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in keys):
+            bad = next(a for a in keys if not isinstance(a, numbers.Integral)
+                       or isinstance(a, bool))
+            raise ValueError(f"env.unwrapped.P[{s}]: action keys must be the integers "
+                             f"0..{len(keys) - 1}, got {bad!r}")
+        if sorted(int(a) for a in keys) != list(range(len(keys))):
+            raise ValueError(f"env.unwrapped.P[{s}]: action keys must be 0..{len(keys) - 1}, "
+                             f"got {sorted(keys)}")
+        for a in range(len(keys)):
+            outs = row[a]
+            try:
+                outs = list(outs)
+            except TypeError:
+                raise TypeError(f"env.unwrapped.P[{s}][{a}] must be a list of outcomes, got "
+                                f"{type(outs).__name__}") from None
+            for i, o in enumerate(outs):
+                where = f"env.unwrapped.P[{s}][{a}][{i}]"
+                if not isinstance(o, (tuple, list)) or len(o) != 4:
+                    got = (f"{len(o)} values" if isinstance(o, (tuple, list))
+                           else type(o).__name__)
+                    raise ValueError(f"{where} must be a tuple (prob, next_state, reward, "
+                                     f"terminated), got {got}")
+                prob, ns, r, _done = o
+                if not isinstance(ns, numbers.Integral) or isinstance(ns, bool):
+                    raise ValueError(f"{where}: next state must be an integer, got {ns!r}")
+                if not 0 <= int(ns) < S:
+                    raise ValueError(f"{where}: next state {int(ns)} out of range [0, {S}) "
+                                     f"(state {s}, action {a})")
+                if not isinstance(prob, numbers.Real) or not (0.0 <= float(prob) <= 1.0):
+                    raise ValueError(f"{where}: probability must be a real in [0, 1], "
+                                     f"got {prob!r}")
+                if not isinstance(r, numbers.Real) or np.isnan(r) or float(r) == np.inf:
+                    # -inf marks an infeasible action
+                    raise ValueError(f"{where}: reward must be a real < inf, got {r!r}")
 
 
 class TabularMDP:
@@ -495,16 +543,16 @@ class TabularMDP:
                 # a list of terminal state indices
                 if np.any((t < 0) | (t >= S)):
                     raise ValueError(f"terminal: state index out of range [0, {S})")
-                mask = np.zeros(S, dtype=bool)
-                mask[t] = True
-                return mask
-            raise TypeError(
-                f"terminal must be a boolean mask of shape ({S},) or integer state indices"
-            )
+                t = np.zeros(S, dtype=bool)
+                t[np.asarray(terminal)] = True
+            else:
+                raise TypeError(
+                    f"terminal must be a boolean mask of shape ({S},) or integer state indices"
+                )
         if t.shape != (S,):
             raise ValueError(f"terminal must have shape ({S},), got {t.shape}")
-        if t.all():
-            raise ValueError("terminal: every state is terminal")
+        if t.all():  # one rule for masks and index lists
+            raise ValueError("terminal: every state is terminal (nothing left to solve)")
         return t.copy()
 
     @staticmethod
@@ -750,9 +798,11 @@ class TabularMDP:
                 "(dict: state -> action -> [(prob, next_state, reward, terminated)])"
             )
         S = len(P)
+        if sorted(P, key=repr) != sorted(range(S), key=repr) or not all(
+                isinstance(k, numbers.Integral) for k in P):
+            raise ValueError("env.unwrapped.P must be keyed by the integer states 0..S-1")
+        _check_gym_table(P, S)
         A = max(len(P[s]) for s in P)
-        if sorted(P) != list(range(S)):
-            raise ValueError("env.unwrapped.P must be keyed by states 0..S-1")
         ends = np.zeros(S, dtype=bool)
         for s in range(S):
             for a in range(len(P[s])):

@@ -27,6 +27,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from . import _pi_kernels as PK
+from ._certify import (
+    STOP_BUDGET,
+    STOP_FLOOR,
+    STOP_TOL,
+    bellman_allowance,
+    check_scale,
+    floor_message,
+    policy_allowance,
+    policy_sum_defect,
+    residual_bound,
+)
 from ._common import (
     Regularizer,
     check_int,
@@ -41,7 +52,7 @@ from ._common import (
 from ._jit import run_time
 from ._structure import DIRECT_MAX_FILL, envelope_fill
 from .mdp import TabularMDP
-from .result import SolveResult
+from .result import SolveResult, Status
 from .vi import _backup, _chunk_bounds, _finish, _use_parallel
 
 __all__ = [
@@ -65,10 +76,17 @@ EVALUATION_METHODS = ("auto", "direct", "iterative", "gmres", "bicgstab")
 _PI_EVALUATIONS = EVALUATION_METHODS + ("sweeps",)
 _ORDERS = ("jacobi", "gauss-seidel")
 
-#: Policy iteration stops when its certificate has not improved for this many iterations.
+#: Policy iteration stops ("stalled") when its certificate has not improved by a
+#: relative :data:`_PROGRESS` for this many iterations (every variant).
 _PATIENCE = 8
+_PROGRESS = 1e-6
 DEFAULT_MAX_ITER = 10_000
 _DEFAULT_EVAL_SWEEPS = 100_000
+
+#: Sweeps or Krylov products that all the evaluations of one policy-iteration run
+#: may use together (``"sweeps"`` evaluations: ``max_iter * m``), so that
+#: improvements x evaluation sweeps cannot multiply into hours.
+EVAL_BUDGET = 200_000
 
 
 # ----------------------------------------------------------------- building blocks
@@ -148,7 +166,6 @@ class _Evaluator:
         self.cmin = np.empty(nb)
         self.cmax = np.empty(nb)
         self.W = np.empty(S)
-        self.shift = np.zeros(2)
         self.c = mdp.gamma / (1.0 - mdp.gamma)
         self.live = None if not mdp.has_terminal else ~mdp.terminal
         self.sweeps_done = 0
@@ -163,17 +180,28 @@ class _Evaluator:
             res[~self.live] = 0.0
         return float(np.abs(res).max()) if res.size else 0.0
 
-    def solve(self, pi, r, V, tol, m=None):
+    def solve(self, pi, r, V, tol, reg, m=None, budget=_DEFAULT_EVAL_SWEEPS):
         """Return ``(V, info)``; ``V`` (S,) is overwritten when possible.
 
-        ``tol``: certified ``max |V - V^pi|`` to reach; ``m``: exactly ``m`` sweeps.
+        ``tol``: certified ``max |V - V^pi|`` to reach; ``reg``: the regularizer
+        of the reward ``r`` (for the round-off allowance); ``m``: exactly ``m``
+        sweeps; ``budget``: at most this many sweeps or Krylov products.
+        ``info["error_bound"]`` is certified with round-off (``fastsoft._certify``)
+        and ``info["reason"]`` says why the evaluation stopped.
         """
+        defect = policy_sum_defect(pi, self.live)
+        self.allow = policy_allowance(self.mdp, reg, defect)
+        self.reg, self.defect = reg, defect
         method = self.method
         if method == "direct":
             return self._direct(pi, r)
         if method in ("gmres", "bicgstab"):
-            return self._krylov(pi, r, V, tol, method)
-        return self._sweeps(pi, r, V, tol, m)
+            return self._krylov(pi, r, V, tol, method, budget)
+        return self._sweeps(pi, r, V, tol, m, budget)
+
+    def residual_bound(self, V, res) -> float:
+        """Certified ``max |V - V^pi|`` from the computed residual ``res`` of ``V``."""
+        return residual_bound(self.mdp, self.reg, self.defect, V, res)
 
     def _direct(self, pi, r):
         mdp = self.mdp
@@ -183,11 +211,12 @@ class _Evaluator:
         if self.live is not None:
             V[~self.live] = 0.0
         res = self.residual(pi, r, V)
+        # an exact solve: what is left is round-off, the floor of this evaluation
         return V, {"method": "direct", "n_iter": 1, "residual": res,
-                   "error_bound": res / (1.0 - mdp.gamma),
+                   "error_bound": self.residual_bound(V, res), "reason": STOP_FLOOR,
                    "lu_nnz": int(lu.L.nnz + lu.U.nnz)}
 
-    def _krylov(self, pi, r, V, tol, method):
+    def _krylov(self, pi, r, V, tol, method, budget):
         mdp = self.mdp
         indptr, indices, probs, _, term, has_term = kernel_arrays(mdp)
         S = mdp.n_states
@@ -206,19 +235,27 @@ class _Evaluator:
         atol = max(tol * (1.0 - gamma), 1e-300)
         solver = spla.gmres if method == "gmres" else spla.bicgstab
         kw = {"restart": 50} if method == "gmres" else {}
-        x, _ = solver(op, r, x0=V, rtol=0.0, atol=atol, maxiter=max(10, 20 * S), **kw)
+        # maxiter counts restart cycles for GMRES (up to 50 products each)
+        cap = max(1, budget // 50) if method == "gmres" else max(1, budget // 2)
+        x, _ = solver(op, r, x0=V, rtol=0.0, atol=atol, maxiter=min(max(10, 20 * S), cap),
+                      **kw)
         if self.live is not None:
             x[~self.live] = 0.0
         res = self.residual(pi, r, x)
+        bound = self.residual_bound(x, res)
+        floor = self.residual_bound(x, 0.0)
+        reason = STOP_TOL if bound <= tol else (STOP_FLOOR if bound <= 2.0 * floor
+                                                else STOP_BUDGET)
         return x, {"method": method, "n_iter": count[0], "residual": res,
-                   "error_bound": res / (1.0 - gamma)}
+                   "error_bound": bound, "reason": reason}
 
-    def _sweeps(self, pi, r, V, tol, m):
+    def _sweeps(self, pi, r, V, tol, m, budget):
         mdp = self.mdp
         indptr, indices, probs, _, term, has_term = kernel_arrays(mdp)
         if has_term:
             V[mdp.terminal] = 0.0
         clamp = has_term or self.gs
+        self.shift = self.allow.buffer()
         args = (self.bounds, indptr, indices, probs, pi, r, mdp.gamma, V, self.W, term,
                 has_term, self.cmin, self.cmax, self.shift)
         if m is not None:
@@ -226,10 +263,14 @@ class _Evaluator:
                                   *args)
             n_ex = 0
         else:
-            done, n_ex = self._extrapolated(tol, clamp, args)
+            done, n_ex = self._extrapolated(tol, clamp, args, budget)
         self.sweeps_done += done
         lo, hi = float(self.shift[0]), float(self.shift[1])
         bound = 0.5 * (hi - lo) if np.isfinite(lo) and np.isfinite(hi) else np.inf
+        if np.isfinite(bound):
+            m_out = float(np.abs(V).max()) if V.size else 0.0
+            bound += self.allow(m_out, float(self.shift[7]))
+        reason = int(self.shift[6])
         if np.isfinite(bound) and m is None:
             # midpoint of the certified interval around V^pi (not after a fixed number of
             # sweeps: a wide interval's midpoint would be amplified by the next step)
@@ -241,9 +282,9 @@ class _Evaluator:
         name = "sweeps" if m is not None else "iterative"
         return V, {"method": f"{name}[{'gauss-seidel' if self.gs else 'jacobi'}]",
                    "n_iter": int(done), "residual": float("nan"), "error_bound": bound,
-                   "extrapolations": n_ex}
+                   "extrapolations": n_ex, "reason": reason}
 
-    def _extrapolated(self, tol, clamp, args):
+    def _extrapolated(self, tol, clamp, args, budget):
         """Sweeps of ``T_pi`` to a certified ``tol``, with geometric (Aitken) extrapolation.
 
         The policy is fixed, so the error decays at a steady rate ``rho`` per pair
@@ -259,17 +300,17 @@ class _Evaluator:
         hist: list[float] = []
         small = V.shape[0] < 2_000  # tiny problems: no Python round trips
         undo = None  # (V before the last extrapolation, its pair change): the safeguard
-        while done < _DEFAULT_EVAL_SWEEPS:
+        while done < budget:
             if small:
-                k = PK._policy_run(_DEFAULT_EVAL_SWEEPS, self.sweeps_done + done, tol, self.c,
+                k = PK._policy_run(budget, self.sweeps_done + done, tol, self.c,
                                    clamp, self.par, self.gs, *args)
                 done += k
                 break
             old = V.copy()
-            k = PK._policy_run(2, self.sweeps_done + done, tol, self.c, clamp, self.par,
-                               self.gs, *args)
+            k = PK._policy_run(min(2, budget - done), self.sweeps_done + done, tol, self.c,
+                               clamp, self.par, self.gs, *args)
             done += k
-            if 0.5 * (self.shift[1] - self.shift[0]) <= tol or k < 2:
+            if self.shift[6] != STOP_BUDGET or k < 2:
                 break
             D = V - old
             hist.append(float(np.abs(D).max()))
@@ -376,25 +417,33 @@ def policy_evaluation(
     tol = check_real(tol, "tol", low=0.0, low_open=True)
     if mdp.gamma >= 1.0:
         raise ValueError("policy_evaluation needs gamma < 1 (use a finite-horizon solver)")
+    check_scale(mdp, reg)
     S = mdp.n_states
     V = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
     if method == "auto":
         method = _auto_evaluation(mdp)
     r = _reward(mdp, pi, reg)
     ev = _Evaluator(mdp, method, order, parallel)
-    V, info = ev.solve(pi, r, V, tol)
+    V, info = ev.solve(pi, r, V, tol, reg)
     res = ev.residual(pi, r, V)
-    bound = min(info["error_bound"], res / (1.0 - mdp.gamma))
+    bound = min(info["error_bound"], ev.residual_bound(V, res))
+    converged = bool(bound <= tol)
+    if converged:
+        status, message = Status.CONVERGED, "converged"
+    elif info["reason"] == STOP_FLOOR:
+        status, message = Status.ROUND_OFF_FLOOR, floor_message(bound)
+    else:
+        status, message = Status.MAX_ITER, f"max_iter reached: certified bound {bound:.3g}"
     _, Q, _ = _backup(mdp, V, reg)
     pol = check_policy(mdp, policy)
     return SolveResult(
         V=V, Q=Q, policy=pol, n_iter=int(info["n_iter"]), residual=res,
-        error_bound=float(bound), converged=bool(bound <= tol),
+        error_bound=float(bound), converged=converged, status=status, message=message,
         history={"error_bound": np.array([bound]), "residual": np.array([res]),
                  "time": np.array([time.perf_counter() - t_start])},
         method=f"policy_evaluation[{info['method']}]", temperature=reg.tau,
         kl_weight=reg.eta, tol=tol, wall_time=run_time(t_start),
-        extra={k: v for k, v in info.items() if k not in ("method", "n_iter")},
+        extra={k: v for k, v in info.items() if k not in ("method", "n_iter", "reason")},
     )
 
 
@@ -415,16 +464,10 @@ def _cert(TV, V, live, c):
     return c * dmin, c * dmax, resid
 
 
-def _initial_policy(mdp, reg, prior, policy0, greedy0):
+def _initial_policy(mdp, reg, policy0, greedy0):
     """``(pi, logpi)`` to start from (see :func:`regularized_policy_iteration`)."""
-    if policy0 is not None and prior is not None:
-        raise ValueError("pass at most one of prior and policy0 (both set the starting policy)")
     if policy0 is not None:
         pi = check_policy(mdp, policy0, "policy0")
-    elif prior is not None:
-        pi = np.exp(reg.log_prior) * mdp.feasible
-        tot = pi.sum(axis=1, keepdims=True)
-        pi = np.divide(pi, tot, out=np.zeros_like(pi), where=tot > 0)
     elif reg.eta == 0.0:
         pi = greedy0.copy()
     else:
@@ -439,9 +482,8 @@ def _initial_policy(mdp, reg, prior, policy0, greedy0):
             bad[mdp.terminal] = False
         if bad.any():
             s, a = np.argwhere(bad)[0]
-            who = "policy0" if policy0 is not None else "prior"
             raise ValueError(
-                f"{who} must put positive mass on every feasible action when temperature > 0 "
+                f"policy0 must put positive mass on every feasible action when temperature > 0 "
                 f"and kl_weight > 0 (mirror descent never leaves its support); zero at "
                 f"(s, a) = ({s}, {a})"
             )
@@ -450,12 +492,26 @@ def _initial_policy(mdp, reg, prior, policy0, greedy0):
     return pi, logpi
 
 
+def _renamed(legacy: dict, func: str) -> None:
+    """TypeError for the mirror-descent arguments' old names (one meaning per name)."""
+    if "kl_weight" in legacy:
+        raise TypeError(
+            f"{func}: kl_weight was renamed step_weight (the KL weight of each mirror-descent "
+            "step; in solve and soft_value_iteration kl_weight defines the KL-regularized "
+            "problem, a different fixed point)")
+    if "prior" in legacy:
+        raise TypeError(
+            f"{func}: prior was renamed policy0 (the starting policy of the mirror-descent "
+            "sequence; in solve prior is the KL-regularized problem's prior)")
+    if legacy:
+        raise TypeError(f"{func}() got an unexpected keyword argument {next(iter(legacy))!r}")
+
+
 def regularized_policy_iteration(
     mdp: TabularMDP,
     temperature: float,
-    kl_weight: float = 0.0,
+    step_weight: float = 0.0,
     *,
-    prior=None,
     evaluation: str = "auto",
     m: int | None = None,
     tol: float = 1e-8,
@@ -465,6 +521,7 @@ def regularized_policy_iteration(
     order: str = "gauss-seidel",
     parallel: bool | None = None,
     callback: Callable[[dict], bool | None] | None = None,
+    **legacy,
 ) -> SolveResult:
     """Regularized policy iteration: policy mirror descent (docs/theory.md §3).
 
@@ -473,7 +530,7 @@ def regularized_policy_iteration(
 
         ``pi_{k+1} ∝ pi_k^(eta/lam) exp(Q_k / lam)``.
 
-    ``eta`` is the inverse step size: ``kl_weight = 0`` is soft policy iteration
+    ``eta`` (``step_weight``) is the inverse step size: ``step_weight = 0`` is soft policy iteration
     (``pi_{k+1} = softmax(Q_k / tau)``, Newton's method, a handful of
     iterations), and ``tau = eta = 0`` is hard policy iteration. The fixed point
     is soft value iteration's with temperature ``tau`` and no KL term:
@@ -499,13 +556,10 @@ def regularized_policy_iteration(
     mdp : TabularMDP
     temperature : float
         Entropy weight ``tau >= 0`` (not an inverse temperature).
-    kl_weight : float
-        ``eta >= 0``, the weight of ``KL(pi || pi_k)`` in each mirror step.
-    prior : array (S, A) or (A,), optional
-        ``mu``: the starting policy ``pi_0`` of the mirror-descent sequence, so
-        that the first step is exactly the regularized greedy step of docs/theory.md §2.2
-        with ``(tau, eta, mu)``. Default: uniform over feasible actions when
-        ``eta > 0``; the greedy policy of ``V0`` when ``eta = 0``.
+    step_weight : float
+        ``eta >= 0``, the weight of ``KL(pi || pi_k)`` in each mirror step (the
+        inverse step size; formerly ``kl_weight``, renamed because in
+        :func:`fastsoft.solve` ``kl_weight`` defines a different problem).
     evaluation : {"auto", "direct", "iterative", "sweeps", "gmres", "bicgstab"}
         ``"direct"``: exact sparse LU solve; ``"sweeps"``: exactly ``m`` sweeps
         of the policy operator from the last ``TV`` (modified policy
@@ -524,7 +578,10 @@ def regularized_policy_iteration(
     max_iter : int, optional
         Improvement steps (default 10000); when hit, ``converged=False``.
     policy0 : array (S, A) or (S,) actions, optional
-        Starting policy (warm start); pass at most one of ``prior`` and ``policy0``.
+        The starting policy ``pi_0`` (formerly also ``prior``): with ``pi_0 = mu``
+        the first step is exactly the regularized greedy step of SPEC.md 2 with
+        ``(tau, eta, mu)``. Default: uniform over feasible actions when
+        ``step_weight > 0``; the greedy policy of ``V0`` when ``step_weight = 0``.
     V0 : array (S,), optional
         Starting values: the greedy policy of ``V0`` starts soft/hard policy
         iteration, and the sweeps and Krylov solvers start from it.
@@ -543,9 +600,10 @@ def regularized_policy_iteration(
         steps; ``history`` also holds ``"eval_iter"`` (sweeps or products per
         evaluation) and ``extra`` the evaluation method and totals.
     """
+    _renamed(legacy, "regularized_policy_iteration")
     t_start = time.perf_counter()
     mdp = check_mdp(mdp)
-    reg = make_regularizer(mdp, temperature, kl_weight, prior)
+    reg = make_regularizer(mdp, temperature, step_weight, None)
     tol = check_real(tol, "tol", low=0.0, low_open=True)
     if not isinstance(evaluation, str) or evaluation not in _PI_EVALUATIONS:
         raise ValueError(f"evaluation must be one of {_PI_EVALUATIONS}, got {evaluation!r}")
@@ -562,6 +620,7 @@ def regularized_policy_iteration(
     if mdp.gamma >= 1.0:
         raise ValueError("policy iteration needs gamma < 1 (use a finite horizon with "
                          "soft_value_iteration)")
+    check_scale(mdp, reg)
     S = mdp.n_states
     V = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
     if mdp.has_terminal:
@@ -569,18 +628,19 @@ def regularized_policy_iteration(
     target = make_regularizer(mdp, reg.tau, 0.0, None)  # the operator whose fixed point we want
     # one Bellman step of V0: the greedy start policy and the first certificate
     TV, Q, pig = _backup(mdp, V, target)
-    pi, logpi = _initial_policy(mdp, reg, prior, policy0, pig)
+    pi, logpi = _initial_policy(mdp, reg, policy0, pig)
     if reg.lam == 0.0:
         name = "policy_iteration"
     elif reg.eta == 0.0:
         name = "soft_policy_iteration"
     else:
         name = "regularized_policy_iteration"
-    greedy_start = policy0 is None and prior is None and reg.eta == 0.0
+    greedy_start = policy0 is None and reg.eta == 0.0
     res = _pi_loop(mdp, target, _eval_regularizer(reg), reg.eta, V, TV, Q, pi, logpi,
                    greedy_start, evaluation, m, tol, max_iter, order, parallel, callback,
                    name, t_start)
-    return dataclasses.replace(res, kl_weight=reg.eta)
+    # the problem solved has no KL term (kl_weight 0); the step's weight is in extra
+    return dataclasses.replace(res, extra={**res.extra, "step_weight": reg.eta})
 
 
 def _pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluation, m, tol,
@@ -608,6 +668,7 @@ def _pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluati
     gamma = mdp.gamma
     c = gamma / (1.0 - gamma)
     beta = eta / lam if lam > 0 else 0.0
+    allow = bellman_allowance(mdp, target)
     hb, hr, ht, he = [], [], [], []
     lo, hi, resid = _cert(TV, V, live, c)
     bound = 0.5 * (hi - lo)
@@ -618,12 +679,20 @@ def _pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluati
     since_best = 0
     interrupted = False
     stalled = False
+    reason = STOP_BUDGET
     eval_total = 0
+    budget = max_iter * m if evaluation == "sweeps" else EVAL_BUDGET
     eval_tol = np.inf
     prev_bound = np.inf
     k = 0
-    n_loop = 0 if bound <= tol else max_iter  # a warm start may already be certified
+    # a warm start may already be certified, round-off included (a zero-span start,
+    # T V0 - V0 constant, is: V* = T V0 + c d exactly, and _finish returns that midpoint)
+    m0 = float(np.abs(TV).max()) if TV.size else 0.0
+    n_loop = 0 if 0.5 * (hi - lo) + allow(m0, resid) <= tol else max_iter
     for k in range(1, n_loop + 1):  # noqa: B007
+        if eval_total >= budget:
+            k -= 1
+            break
         r = _reward(mdp, pi, ereg)
         # forcing tolerance: never loosened (a loose evaluation must not feed back),
         # and ten times tighter whenever the last iteration made no progress
@@ -631,11 +700,17 @@ def _pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluati
         if bound >= prev_bound:
             eval_tol = max(floor, 0.1 * eval_tol)
         prev_bound = bound
-        V, info = ev.solve(pi, r, V, eval_tol, m if evaluation == "sweeps" else None)
+        V, info = ev.solve(pi, r, V, eval_tol, ereg, m if evaluation == "sweeps" else None,
+                           budget - eval_total)
         eval_total += info["n_iter"]
         TV, Q, pig = _backup(mdp, V, target)
         lo, hi, resid = _cert(TV, V, live, c)
-        bound = 0.5 * (hi - lo)
+        # the bound _finish certifies (round-off included), so that stopping here
+        # means converged there
+        m_out = float(np.abs(TV).max()) if TV.size else 0.0
+        bound = 0.5 * (hi - lo) + allow(m_out, resid)
+        if not np.isfinite(bound):
+            bound = np.inf
         hb.append(bound)
         hr.append(resid)
         he.append(info["n_iter"])
@@ -648,12 +723,16 @@ def _pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluati
                 break
         if bound <= tol:
             break
-        if bound < best * (1.0 - 1e-3):
+        reach = allow.a_out * max(m_out - c * resid - bound, 0.0) + allow.const
+        if bound <= 1.5 * reach:
+            reason = STOP_FLOOR  # round-off is all that is left
+            break
+        if bound < best * (1.0 - _PROGRESS):
             best = bound
             since_best = 0
-        elif hard and evaluation == "direct":
+        else:
             since_best += 1
-            if since_best >= _PATIENCE:  # only round-off is left to flip ties
+            if since_best >= _PATIENCE:  # e.g. only round-off is left to flip ties
                 stalled = True
                 break
         # ---- improvement
@@ -673,12 +752,12 @@ def _pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluati
     n = k
     hist = {"error_bound": np.array(hb), "residual": np.array(hr), "time": np.array(ht),
             "eval_iter": np.array(he, dtype=np.int64)}
-    out = {"V": TV, "n_iter": n, "lo": lo, "hi": hi, "history": hist,
-           "interrupted": interrupted}
+    out = {"V": TV, "n_iter": n, "lo": lo, "hi": hi, "history": hist, "resid": resid,
+           "interrupted": interrupted, "reason": reason}
     label = evaluation if evaluation != "sweeps" else f"sweeps={m}"
     extra = {"evaluation": evaluation, "eval_iter_total": int(eval_total), "stalled": stalled,
-             "order": order}
-    return _finish(mdp, target, out, tol, f"{name}[{label}]", t_start, extra)
+             "order": order, "eval_budget": int(budget)}
+    return _finish(mdp, target, out, tol, f"{name}[{label}]", t_start, extra, stalled=stalled)
 
 
 def policy_iteration(
@@ -709,8 +788,7 @@ def modified_policy_iteration(
     mdp: TabularMDP,
     temperature: float = 0.0,
     *,
-    kl_weight: float = 0.0,
-    prior=None,
+    step_weight: float = 0.0,
     m: int = 20,
     tol: float = 1e-8,
     max_iter: int | None = None,
@@ -719,16 +797,21 @@ def modified_policy_iteration(
     order: str = "gauss-seidel",
     parallel: bool | None = None,
     callback: Callable[[dict], bool | None] | None = None,
+    **legacy,
 ) -> SolveResult:
     """Modified policy iteration: ``m`` sweeps of the policy operator per evaluation.
 
     :func:`regularized_policy_iteration` with ``evaluation="sweeps"``; hard for
     ``temperature = 0`` (the default). Each evaluation starts from the last
     Bellman step ``T V`` and applies ``T_pi`` ``m`` times (Gauss-Seidel by
-    default, alternating the state order).
+    default, alternating the state order). ``step_weight`` and ``policy0`` are
+    the mirror-descent step's KL weight and the starting policy (see there;
+    they were called ``kl_weight`` and ``prior``, which :func:`fastsoft.solve`
+    uses for the KL-regularized problem itself).
     """
+    _renamed(legacy, "modified_policy_iteration")
     return regularized_policy_iteration(
-        mdp, temperature, kl_weight, prior=prior, evaluation="sweeps", m=m, tol=tol,
+        mdp, temperature, step_weight, evaluation="sweeps", m=m, tol=tol,
         max_iter=max_iter, policy0=policy0, V0=V0, order=order, parallel=parallel,
         callback=callback,
     )

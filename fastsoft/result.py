@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SolveResult"]
+__all__ = ["SolveResult", "Status"]
+
+
+class Status(IntEnum):
+    """Why a run ended (``status`` of every result, beside ``converged`` and ``message``).
+
+    In the spirit of :class:`scipy.optimize.OptimizeResult`: 0 is success.
+    """
+
+    #: The certified bound reached ``tol``.
+    CONVERGED = 0
+    #: The iteration budget ran out (``max_iter``, or an inner evaluation budget).
+    MAX_ITER = 1
+    #: ``tol`` is below what float64 can certify on this problem; the run stopped
+    #: at the best certified bound within a small factor of the round-off floor.
+    ROUND_OFF_FLOOR = 2
+    #: A callback or Ctrl-C stopped the run (partial result, honest certificate).
+    INTERRUPTED = 3
+    #: The certificate stopped improving (e.g. policy iteration with ties that only
+    #: round-off flips); ``message`` gives the best bound.
+    STALLED = 4
+
+
+def default_status(converged: bool, interrupted: bool) -> tuple[Status, str]:
+    """The status of a result that gives none: converged, interrupted or out of budget."""
+    if converged:
+        return Status.CONVERGED, "converged"
+    if interrupted:
+        return Status.INTERRUPTED, "interrupted"
+    return Status.MAX_ITER, "max_iter reached"
 
 
 @dataclass(frozen=True, repr=False)
@@ -47,6 +77,12 @@ class SolveResult:
     interrupted : bool
         True when a callback or Ctrl-C stopped the run early (the result and its
         certificate are those of the last completed sweep).
+    status : Status
+        Why the run ended: ``CONVERGED`` (0), ``MAX_ITER``, ``ROUND_OFF_FLOOR``,
+        ``INTERRUPTED`` or ``STALLED`` (see :class:`Status`).
+    message : str
+        The same in words, e.g. ``"converged"``, ``"max_iter reached: certified
+        bound 3e-07"`` or ``"tol below round-off floor: best certified bound 2e-10"``.
     extra : dict
         Method-specific diagnostics (e.g. evaluation residuals of policy iteration).
     """
@@ -67,6 +103,19 @@ class SolveResult:
     wall_time: float = 0.0
     interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    status: Status | None = None
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            st, msg = default_status(self.converged, self.interrupted)
+            object.__setattr__(self, "status", st)
+            if not self.message:
+                object.__setattr__(self, "message", msg)
+        else:
+            object.__setattr__(self, "status", Status(self.status))
+            if not self.message:
+                object.__setattr__(self, "message", self.status.name.lower())
 
     @property
     def action(self) -> np.ndarray:
@@ -78,7 +127,8 @@ class SolveResult:
         return (
             f"SolveResult(method={self.method!r}, V.shape={shape}, n_iter={self.n_iter}, "
             f"error_bound={self.error_bound:.3g}, residual={self.residual:.3g}, "
-            f"converged={self.converged}, wall_time={self.wall_time:.3g}s)"
+            f"converged={self.converged}, status={self.status.name}, "
+            f"wall_time={self.wall_time:.3g}s)"
         )
 
     def summary(self) -> str:
@@ -90,6 +140,7 @@ class SolveResult:
             f"iterations      {self.n_iter}",
             f"certified bound {self.error_bound:.3e} (tol {self.tol:.1e}) "
             f"converged={self.converged}",
+            f"status          {self.message}",
             f"residual        {self.residual:.3e}",
             f"V range         [{v.min():.6g}, {v.max():.6g}]",
             f"time            {self.wall_time:.3f} s",

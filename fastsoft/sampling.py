@@ -629,12 +629,28 @@ class Occupancy:
     horizon : int or None
     gamma : float
         The discount used (``mdp.gamma``; unused for a finite horizon).
+    error_bound : float
+        Discounted, ``method="iterate"`` or ``"direct"``: a bound on the L1 error
+        of ``state`` (``gamma/(1-gamma)`` times the last change, or the
+        residual over ``1 - gamma``); 0 for a finite horizon (exact up to round-off).
+    converged : bool
+        Whether ``error_bound <= tol`` (always True for ``"direct"`` and finite horizons).
+    n_iter : int
+        Iterations of ``method="iterate"`` (0 otherwise).
+    status, message
+        As on :class:`fastsoft.SolveResult` (``Status.MAX_ITER`` when the
+        iteration ran out of steps: the result is then the last iterate).
     """
 
     state: np.ndarray
     state_action: np.ndarray
     horizon: int | None
     gamma: float
+    error_bound: float = 0.0
+    converged: bool = True
+    n_iter: int = 0
+    status: int = 0
+    message: str = "converged"
 
     def __repr__(self) -> str:
         return (f"Occupancy(state.shape={self.state.shape}, horizon={self.horizon}, "
@@ -699,6 +715,12 @@ def sample_trajectories(
     H = check_int(horizon, "horizon", low=0)
     pol = as_policy(mdp, policy, horizon=H)
     init = as_initial(mdp, initial)
+    if mdp.terminal is not None and not np.any(init[~np.asarray(mdp.terminal)] > 0):
+        s0 = int(np.argmax(init > 0))
+        import warnings
+
+        warnings.warn(f"initial: every start state is terminal (e.g. state {s0}), so every "
+                      "episode is empty (length 0)", RuntimeWarning, stacklevel=2)
     key = _key(seed)
     indptr, indices, cum, rewards, term = _kernel_inputs(mdp)
     if out is None:
@@ -959,13 +981,22 @@ def occupancy(
         tol = check_real(tol, "tol", low=0.0, low_open=True)
         max_iter = check_int(max_iter, "max_iter", low=1)
         d = b.copy()
-        for _ in range(max_iter):
+        change = np.inf
+        n = 0
+        for n in range(1, max_iter + 1):  # noqa: B007
             d_new = b + gamma * (PpiT @ d)
-            if np.abs(d_new - d).sum() <= tol:
-                d = d_new
-                break
+            change = float(np.abs(d_new - d).sum())
             d = d_new
-        else:
-            raise RuntimeError(f"occupancy iteration did not reach tol={tol} in {max_iter} steps")
+            if change <= tol:
+                break
+        sa = np.where(term[:, None], 0.0, d[:, None] * pol)
+        # P_pi^T is an L1 contraction by gamma: ||d - d*||_1 <= gamma/(1-gamma) ||change||_1
+        bound = gamma / (1.0 - gamma) * change + 8 * np.finfo(float).eps * S / (1.0 - gamma)
+        if change <= tol:
+            return Occupancy(d, sa, None, gamma, bound, True, n, 0, "converged")
+        from .result import Status
+
+        return Occupancy(d, sa, None, gamma, bound, False, n, int(Status.MAX_ITER),
+                         f"max_iter reached: last change {change:.3g} above tol {tol:.3g}")
     sa = np.where(term[:, None], 0.0, d[:, None] * pol)
     return Occupancy(d, sa, None, gamma)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._certify import check_scale, floor_message
 from ._common import (
     as_tabular,
     check_int,
@@ -20,7 +21,7 @@ from ._jit import parallel_mode
 from ._structure import closed_structure, reduced, restrict
 from .mdp import TabularMDP
 from .pi import _pi_loop
-from .result import SolveResult
+from .result import SolveResult, Status
 from .vi import (
     DEFAULT_MAX_ITER,
     _backup,
@@ -218,6 +219,7 @@ def _solve(mdp, temperature, kl_weight, prior, tol, method, V0, max_iter, callba
     max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True)
     if mdp.gamma >= 1.0:
         raise ValueError("solve needs gamma < 1 (use soft_value_iteration with a horizon)")
+    check_scale(mdp, reg)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     V = None if V0 is None else check_vector(V0, "V0", mdp.n_states)
@@ -281,15 +283,23 @@ def _solve_split(mdp, reg, prior, tol, method, V, max_iter, callback, progress, 
     _, Q, pi = _backup(mdp, V, reg)
     rest_bound = 0.0 if r is None else r.error_bound
     bound = max(eps, rest_bound + gamma * eps) + roundoff_allowance(mdp, reg, V)
+    converged = bool(bound <= tol)
+    if converged:
+        status, message = Status.CONVERGED, "converged"
+    elif r is not None and r.status != Status.CONVERGED:
+        status, message = r.status, r.message
+    else:  # every piece converged to its share of tol: what is left is round-off
+        status, message = Status.ROUND_OFF_FLOOR, floor_message(bound)
     if r is None:
         return SolveResult(
             V=V, Q=Q, policy=pi, n_iter=0, residual=0.0, error_bound=float(bound),
-            converged=bool(bound <= tol),
+            converged=converged, status=status, message=message,
             history={"error_bound": np.zeros(0), "residual": np.zeros(0), "time": np.zeros(0)},
             method="closed_sets", temperature=reg.tau, kl_weight=reg.eta, tol=tol,
             wall_time=time.perf_counter() - t_start, extra=extra)
     return dataclasses.replace(
-        r, V=V, Q=Q, policy=pi, error_bound=float(bound), converged=bool(bound <= tol),
+        r, V=V, Q=Q, policy=pi, error_bound=float(bound), converged=converged, status=status,
+        message=message,
         tol=tol, wall_time=time.perf_counter() - t_start, extra={**r.extra, **extra})
 
 

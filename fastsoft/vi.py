@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _kernels as K
+from ._certify import STOP_BUDGET, STOP_FLOOR, bellman_allowance, check_scale, floor_message
 from ._common import (
     PARALLEL_MIN_NNZ,
     PARALLEL_MIN_PAIRS,
@@ -22,7 +23,7 @@ from ._common import (
 )
 from ._jit import parallel_mode, run_time
 from .mdp import TabularMDP
-from .result import SolveResult
+from .result import SolveResult, Status
 
 __all__ = ["soft_value_iteration", "value_iteration", "bellman_backup", "DEFAULT_MAX_ITER"]
 
@@ -141,6 +142,7 @@ def bellman_backup(
     ----------
     mdp : TabularMDP
     V : array, shape (S,)
+        Values; entries at terminal states are ignored (read as 0).
     temperature : float
         Entropy weight ``tau >= 0``.
     kl_weight : float
@@ -157,6 +159,8 @@ def bellman_backup(
     mdp = check_mdp(mdp)
     V = check_vector(V, "V", mdp.n_states)
     reg = make_regularizer(mdp, temperature, kl_weight, prior)
+    if mdp.has_terminal:
+        V[mdp.terminal] = 0.0  # terminal values are 0 (SPEC 1), whatever V holds there
     return _backup(mdp, V, reg)
 
 
@@ -263,6 +267,7 @@ def soft_value_iteration(
         return _finite(mdp, reg, H, V0, t_start)
     if mdp.gamma >= 1.0:
         raise ValueError("gamma = 1 needs a finite horizon (pass horizon=H)")
+    check_scale(mdp, reg)
     max_iter = check_int(max_iter, "max_iter", low=1, allow_none=True) or DEFAULT_MAX_ITER
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
@@ -281,7 +286,7 @@ def soft_value_iteration(
 
     name = "value iteration" if reg.lam == 0 else "soft value iteration"
     with solver_progress(bool(progress), name, tol=tol, callback=callback) as cb:
-        out = _run_sweeps(mdp, reg, V, kernel_tol(mdp, reg, tol, V), max_iter, par, gs, cb,
+        out = _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, cb,
                           t_start, anderson=depth if acceleration == "anderson" else 0)
     method = f"value_iteration[{order}]" if reg.lam == 0 else f"soft_value_iteration[{order}]"
     if acceleration == "anderson":
@@ -308,10 +313,11 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
     bounds = _chunk_bounds(S, par, gs)
     cmin = np.empty(len(bounds) - 1)
     cmax = np.empty(len(bounds) - 1)
-    hist_b = np.empty(max_iter)
-    hist_r = np.empty(max_iter)
-    hist_t = np.empty(max_iter)
-    shift = np.zeros(3)  # (lo, hi) of the last sweep, and the greedy flow carried across calls
+    h0 = min(max_iter, _HISTORY0)
+    hist_b = np.empty(h0)
+    hist_r = np.empty(h0)
+    hist_t = np.empty(h0)
+    cert = bellman_allowance(mdp, reg).buffer()
     c = mdp.gamma / (1.0 - mdp.gamma)
     clamp = has_term
     # without terminal states a periodic Jacobi sweep gives Gauss-Seidel the
@@ -330,30 +336,35 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
         # whole maps per kernel call, so that the history survives a callback
         per_map = (3 if check_every else 2) if gs else 1
 
-        def run(n, done):
+        def run(n, done, hist_b, hist_r):
             return AA._vi_run_anderson(
                 n, done, tol, c, clamp, par, gs, bool(check_every), bj, bounds, indptr,
                 indices, probs, cz, R, mdp.gamma, V, aa["g"], aa["snap"], aa["fp"], aa["gp"],
                 aa["dF"], aa["dG"], aa["H"], aa["state"], aa["best"], aa["part"], aa["coef"],
                 reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cj[0], cj[1], cmin,
-                cmax, hist_b, hist_r, shift)
+                cmax, hist_b, hist_r, cert)
     else:
         per_map = 1
 
-        def run(n, done):
+        def run(n, done, hist_b, hist_r):
             return K._vi_run(n, done, tol, c, clamp, par, gs, check_every, bounds, indptr,
                              indices, probs, cz, R, mdp.gamma, V, W, reg.lam, reg.bias,
                              reg.has_bias, reg.sbias, term, has_term, cmin, cmax, hist_b, hist_r,
-                             shift)
+                             cert)
     done = 0
     interrupted = False
     batch = max_iter if callback is None else per_map
     t_prev = time.perf_counter() - t_start
     while done < max_iter:
         n = min(batch, max_iter - done)
+        if done + n > hist_b.shape[0]:
+            # the history grows with the run (max_iter may be a huge cap); runs in
+            # chunks give the same iterates as one call (the kernels keep their state)
+            n = min(n, max(hist_b.shape[0], 1024))
+            hist_b, hist_r, hist_t = (_grow(h, done + n) for h in (hist_b, hist_r, hist_t))
         try:
             with parallel_mode(par):  # the twins agree with the sweeps' algorithm
-                k = run(n, done)
+                k = run(n, done, hist_b, hist_r)
         except KeyboardInterrupt:  # pragma: no cover - only with a callback
             interrupted = True
             break
@@ -361,7 +372,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
         hist_t[done:done + k] = t_prev + (t_now - t_prev) / k * np.arange(1, k + 1)
         done += k
         t_prev = t_now
-        if hist_b[done - 1] <= tol:
+        if cert[6] != STOP_BUDGET:
             break
         if callback is not None:
             info = {"n_iter": done, "error_bound": float(hist_b[done - 1]),
@@ -382,29 +393,35 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
             batch = min(2 * batch + 1, cap)
             batch = max(per_map, batch - batch % per_map)
     return {
-        "V": aa["g"] if anderson else V, "n_iter": done, "lo": float(shift[0]),
-        "hi": float(shift[1]),
+        "V": aa["g"] if anderson else V, "n_iter": done, "lo": float(cert[0]),
+        "hi": float(cert[1]), "reason": int(cert[6]),
         "history": {"error_bound": hist_b[:done].copy(), "residual": hist_r[:done].copy(),
                     "time": hist_t[:done].copy()},
         "interrupted": interrupted,
     }
 
 
-def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> float:
-    """Floating-point slack added to every certificate.
+#: The first kernel call of a run records at most this many sweeps of history;
+#: the arrays then grow (doubling) as the run goes on.
+_HISTORY0 = 4096
 
-    The bounds of docs/theory.md §2.4 hold for the exact operator; the computed ``TV``
-    carries rounding errors of a few ulps of ``|R| + gamma |V| + lam log A``,
-    which the iteration can accumulate up to ``1 / (1 - gamma)`` times. The
-    allowance is ``16 eps (max|V| + max|R| + lam log A) / (1 - gamma)``: about
-    1e-11 for values near 100 at ``gamma = 0.99``, so a certificate is never
-    an exact 0 that float64 cannot back.
+def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> float:
+    """Round-off allowance of one Bellman step at the magnitude of ``V`` (docs/certificates.md).
+
+    ``fastsoft._certify.bellman_allowance`` evaluated at ``M_out = max |V|`` and
+    ``resid = 0``: what a certificate of a combination of certified pieces (the
+    closed-set split of :func:`fastsoft.solve`) adds for its own last step.
     """
-    return roundoff_from_scales(float(np.max(np.abs(V))), _reward_scale(mdp, reg), mdp.gamma)
+    vmax = float(np.max(np.abs(V))) if V.size else 0.0
+    return bellman_allowance(mdp, reg)(vmax, 0.0)
 
 
 def roundoff_from_scales(vmax: float, reward_scale: float, gamma: float) -> float:
-    """:func:`roundoff_allowance` from ``max|V|`` and ``max|R| + lam log A``."""
+    """The coarse allowance ``16 eps (max|V| + max|R| + lam log A) / (1 - gamma)``.
+
+    Kept for callers that only know the scales (the distributed solver); the
+    solvers here use the derived allowance of :mod:`fastsoft._certify`.
+    """
     return 16.0 * np.finfo(np.float64).eps * (vmax + reward_scale) / (1.0 - gamma)
 
 
@@ -416,7 +433,7 @@ def _reward_scale(mdp: TabularMDP, reg: Regularizer) -> float:
 
 
 def kernel_tol(mdp: TabularMDP, reg: Regularizer, tol: float, V0: np.ndarray) -> float:
-    """The threshold the sweeps stop at, so that ``tol`` holds after the round-off allowance.
+    """A sweep threshold below ``tol`` for kernels without the round-off stopping rule.
 
     The allowance is estimated from ``|V| <= max(|V0|, scale / (1 - gamma))``,
     doubled. If it would eat more than half of ``tol``, the sweeps aim at
@@ -432,19 +449,47 @@ def sweep_tol_from_scales(tol: float, v0max: float, reward_scale: float, gamma: 
     return max(tol - 2.0 * roundoff_from_scales(vmax, reward_scale, gamma), 0.5 * tol)
 
 
-def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:
-    """Midpoint extrapolation, a last greedy step, and the tightest certified bound."""
+def _grow(h: np.ndarray, n: int) -> np.ndarray:
+    """``h`` copied into a longer array of length ``max(n, 2 len(h))``."""
+    out = np.empty(max(n, 2 * h.shape[0]))
+    out[:h.shape[0]] = h
+    return out
+
+
+def _status(converged: bool, interrupted: bool, reason: int, stalled: bool, bound: float):
+    """``(status, message)`` of a result (see :class:`fastsoft.result.Status`)."""
+    if converged:
+        return Status.CONVERGED, "converged"
+    if interrupted:
+        return Status.INTERRUPTED, "interrupted"
+    if reason == STOP_FLOOR:
+        return Status.ROUND_OFF_FLOOR, floor_message(bound)
+    if stalled:
+        return Status.STALLED, f"stalled: best certified bound {bound:.3g}"
+    return Status.MAX_ITER, f"max_iter reached: certified bound {bound:.3g}"
+
+
+def _finish(mdp, reg, out, tol, method, t_start, extra=None, stalled=False) -> SolveResult:
+    """Midpoint extrapolation, a last greedy step, and the tightest certified bound.
+
+    Two certificates of the returned ``V``, each with the round-off allowance of
+    the magnitudes of the step that certifies it (``fastsoft._certify``): the
+    run's last sweep (``out["lo"], out["hi"]`` around its output, before the
+    midpoint shift) and one more Bellman step of the returned ``V``.
+    """
     V = out["V"]
     live = slice(None) if not mdp.has_terminal else ~mdp.terminal
     lo, hi = out["lo"], out["hi"]
     n = out["n_iter"]
-    if n > 0:
-        V[live] += 0.5 * (lo + hi)
-        bound = 0.5 * (hi - lo)
-        residual = float(out["history"]["residual"][-1])
-    else:
-        bound = np.inf
-        residual = np.nan
+    allow = bellman_allowance(mdp, reg)
+    bound = np.inf
+    residual = np.nan
+    if n > 0 or "resid" in out:  # (policy iteration may certify its start: n = 0)
+        residual = float(out["resid"] if "resid" in out else out["history"]["residual"][-1])
+        if np.isfinite(lo) and np.isfinite(hi):
+            m_out = float(np.abs(V).max()) if V.size else 0.0
+            V[live] += 0.5 * (lo + hi)
+            bound = 0.5 * (hi - lo) + allow(m_out, residual)
     TV, Q, pi = _backup(mdp, V, reg)
     # second certificate from the returned V itself: V* - V in [d + c lo', d + c hi']
     d = (TV - V)[live]
@@ -455,18 +500,24 @@ def _finish(mdp, reg, out, tol, method, t_start, extra=None) -> SolveResult:
             lo2, hi2 = c * min(dmin, 0.0), c * max(dmax, 0.0)
         else:
             lo2, hi2 = c * dmin, c * dmax
-        bound2 = max(dmax + hi2, -(dmin + lo2), 0.0)
-        bound = min(bound, bound2) + roundoff_allowance(mdp, reg, V)
+        r2 = max(abs(dmin), abs(dmax))
+        bound2 = max(dmax + hi2, -(dmin + lo2), 0.0) + allow(float(np.abs(TV).max()), r2)
+        bound = min(bound, bound2)
         if n == 0:
-            residual = max(abs(dmin), abs(dmax))
+            residual = r2
     else:
         bound = 0.0
+    if not np.isfinite(bound):
+        bound = np.inf
+    converged = bool(bound <= tol)
+    status, message = _status(converged, out["interrupted"], out.get("reason", STOP_BUDGET),
+                              stalled, bound)
     return SolveResult(
         V=V, Q=Q, policy=pi, n_iter=n, residual=residual, error_bound=float(bound),
-        converged=bool(bound <= tol), history=out["history"], method=method,
+        converged=converged, history=out["history"], method=method,
         temperature=reg.tau, kl_weight=reg.eta, horizon=None, tol=tol,
         wall_time=run_time(t_start), interrupted=out["interrupted"],
-        extra=extra or {},
+        extra=extra or {}, status=status, message=message,
     )
 
 

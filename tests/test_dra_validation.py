@@ -39,7 +39,7 @@ def chain_with_trap():
         (dict(sigma_base=0.0), ValueError, "sigma_base must be > 0"),
         (dict(sigma0=-1.0), ValueError, "sigma0 must be > 0"),
         (dict(sigma0=200.0), ValueError, "sigma0 must lie in sigma_clip"),
-        (dict(alpha_q=-0.1), ValueError, "alpha_q must be >= 0"),
+        (dict(alpha_q=-0.1), ValueError, "alpha_q must be > 0"),
         (dict(alpha_sigma=-0.1), ValueError, "alpha_sigma must be >= 0"),
         (dict(alpha_sigma=np.inf), ValueError, "alpha_sigma must be finite"),
         (dict(gamma=1.5), ValueError, "gamma must be <= 1"),

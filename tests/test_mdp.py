@@ -344,7 +344,7 @@ def test_generator_validation():
         fs.gridworld(3, 3, goals=[3])
     with pytest.raises(ValueError, match="overlap"):
         fs.gridworld(3, 3, walls=[(2, 2)], goals=[(2, 2)])
-    with pytest.raises(ValueError, match="rows and cols"):
+    with pytest.raises(ValueError, match="rows must be >= 1"):
         fs.gridworld(0, 3)
     with pytest.raises(ValueError, match="start"):
         fs.gridworld(3, 3, start=(2, 2))

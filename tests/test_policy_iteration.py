@@ -232,7 +232,7 @@ def test_result_fields_and_history(mdp):
     assert len(h["error_bound"]) == len(h["residual"]) == len(h["time"]) == res.n_iter
     assert h["error_bound"][-1] <= 1e-8
     assert res.method.startswith("regularized_policy_iteration[")
-    assert res.temperature == 0.3 and res.kl_weight == 0.5
+    assert res.temperature == 0.3 and res.kl_weight == 0.0 and res.extra["step_weight"] == 0.5
     assert "error_bound" in repr(res)
 
 
@@ -247,9 +247,9 @@ def test_prior_is_the_first_mirror_step():
     _, _, want = fs.bellman_backup(mdp, V_mu, tau, kl_weight=eta, prior=mu)
     _, Q, _ = fs.bellman_backup(mdp, V_mu, tau)
     np.testing.assert_allclose(ref.improve_mirror(Q, mu, tau, eta), want, atol=1e-12)
-    res = regularized_policy_iteration(mdp, tau, eta, prior=mu, tol=1e-9, max_iter=1)
+    res = regularized_policy_iteration(mdp, tau, eta, policy0=mu, tol=1e-9, max_iter=1)
     assert res.n_iter == 1
-    full = regularized_policy_iteration(mdp, tau, eta, prior=mu, tol=1e-9)
+    full = regularized_policy_iteration(mdp, tau, eta, policy0=mu, tol=1e-9)
     vi = fs.soft_value_iteration(mdp, tau, tol=1e-11)
     assert np.max(np.abs(full.V - vi.V)) <= 1e-9
 
@@ -441,8 +441,14 @@ def test_errors_policy_iteration():
     with pytest.raises(ValueError, match="gamma < 1"):
         policy_iteration(mdp.with_gamma(1.0))
     mu = np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
-    with pytest.raises(ValueError, match="at most one of prior and policy0"):
-        regularized_policy_iteration(mdp, 0.1, 0.1, prior=mu, policy0=mu)
+    with pytest.raises(TypeError, match="prior was renamed policy0"):
+        regularized_policy_iteration(mdp, 0.1, 0.1, prior=mu)
+    with pytest.raises(TypeError, match="kl_weight was renamed step_weight"):
+        modified_policy_iteration(mdp, 0.1, kl_weight=0.1)
+    with pytest.raises(TypeError, match="prior was renamed policy0"):
+        modified_policy_iteration(mdp, 0.1, prior=mu)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        modified_policy_iteration(mdp, 0.1, colour=1)
     pi0 = np.zeros_like(mu)
     pi0[:, 0] = 1.0
     with pytest.raises(ValueError, match=r"policy0 must put positive mass.*\(0, 1\)"):

@@ -130,7 +130,8 @@ def test_terminal_and_padding_conventions(mdps):
     assert (tr.lengths < H).any() and (tr.lengths == H).any()
     # starting in a terminal state: length 0
     t0 = int(np.flatnonzero(term)[0])
-    tr0 = sample_trajectories(mdp, pi, n_episodes=3, horizon=4, seed=0, initial=t0)
+    with pytest.warns(RuntimeWarning, match="every start state is terminal"):
+        tr0 = sample_trajectories(mdp, pi, n_episodes=3, horizon=4, seed=0, initial=t0)
     np.testing.assert_array_equal(tr0.lengths, 0)
     np.testing.assert_array_equal(tr0.states[:, 0], t0)
     assert np.all(tr0.states[:, 1:] == -1) and np.all(tr0.actions == -1)
@@ -434,8 +435,15 @@ def test_validation_errors(mdps):
         occupancy(fs.huys_planning_task(3), _uniform_policy(fs.huys_planning_task(3)))
     with pytest.raises(ValueError, match="horizon"):
         occupancy(mdp, pi, horizon=-2)
-    with pytest.raises(RuntimeError, match="iteration"):
-        occupancy(mdp, pi, method="iterate", max_iter=2)
+    # non-convergence is reported like the solvers', not raised
+    short = occupancy(mdp, pi, method="iterate", max_iter=2)
+    full = occupancy(mdp, pi, method="direct")
+    assert not short.converged and short.n_iter == 2 and short.status == 1
+    assert short.message.startswith("max_iter reached")
+    assert np.abs(short.state - full.state).sum() <= short.error_bound
+    done = occupancy(mdp, pi, method="iterate", tol=1e-12)
+    assert done.converged and done.message == "converged"
+    assert np.abs(done.state - full.state).sum() <= done.error_bound
     with pytest.raises(ValueError, match="tol"):
         occupancy(mdp, pi, method="iterate", tol=0.0)
     with pytest.raises(ValueError, match="max_iter"):

@@ -223,7 +223,8 @@ def _prepare(mdp, *, beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, n_epis
         "lam": _hyper(lam, "lam", n_runs, positive=False),
         "sigma_base": _hyper(sigma_base, "sigma_base", n_runs, positive=True),
         "sigma0": _hyper(sigma0, "sigma0", n_runs, positive=True),
-        "alpha_q": _hyper(alpha_q, "alpha_q", n_runs, positive=False),
+        # a step above 1 overshoots the target and qbar diverges (episodes never end)
+        "alpha_q": _hyper(alpha_q, "alpha_q", n_runs, positive=True, upper=1.0),
         "alpha_sigma": _hyper(alpha_sigma, "alpha_sigma", n_runs, positive=False),
         "gamma": _hyper(mdp.gamma if gamma is None else gamma, "gamma", n_runs,
                         positive=False, upper=1.0),
@@ -459,7 +460,7 @@ def train(
     sigma0 : float or array
         Initial noise level (> 0, inside ``sigma_clip``).
     alpha_q, alpha_sigma : float or array
-        Learning rates of ``qbar`` and ``sigma`` (>= 0).
+        Learning rates of ``qbar`` (in ``(0, 1]``; larger steps diverge) and ``sigma`` (>= 0).
     n_episodes : int
         Learning episodes (each followed by ``n_traj`` gradient rollouts).
     gamma : float or array, optional

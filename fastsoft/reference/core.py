@@ -315,7 +315,8 @@ def bellman_backup(mdp, V, temperature=0.0, kl_weight=0.0, prior=None, P=None):
     """One application of the regularized operator: ``(TV, Q, policy)``.
 
     Reference of ``_greedy_step`` (and of one Jacobi ``_sweep``). Terminal
-    states have ``TV = 0``, ``Q = 0`` and a uniform policy over feasible actions.
+    states have ``TV = 0``, ``Q = 0`` and a uniform policy over feasible actions;
+    their entries of ``V`` are read as 0 (a terminal state's value is 0).
 
     Parameters
     ----------
@@ -344,6 +345,8 @@ def bellman_backup(mdp, V, temperature=0.0, kl_weight=0.0, prior=None, P=None):
     >>> bool(np.allclose(TV, fs.bellman_backup(mdp, np.zeros(5), 0.1)[0]))
     True
     """
+    if mdp.terminal is not None:
+        V = np.where(mdp.terminal, 0.0, np.asarray(V, dtype=np.float64))
     Q = q_values(mdp, V, P)
     TV, pi = regularized_max(Q, temperature, kl_weight, prior)
     if mdp.terminal is not None:
@@ -502,6 +505,8 @@ def plain_backup(mdp, temperature=0.0, kl_weight=0.0, prior=None):
                             kl_weight, prior)
     gamma = mdp.gamma
     term = mdp.terminal if mdp.terminal is not None and mdp.terminal.any() else None
+    if term is not None:  # terminal values are 0: their columns are never read
+        P = sp.csr_matrix(P @ sp.diags((~term).astype(np.float64)))
 
     def T(V):
         Q = X + gamma * (P @ V).reshape(S, A)
