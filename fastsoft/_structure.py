@@ -146,17 +146,32 @@ def restrict(mdp: TabularMDP, states: np.ndarray) -> TabularMDP:
     new = np.full(S, -1, dtype=np.int64)
     new[states] = np.arange(states.size)
     idx = new[mdp.indices[take]]
-    R = np.asarray(mdp.rewards)[states]
-    # infeasible actions keep their (empty or ignored) rows
-    return TabularMDP.from_csr(ptr, idx, np.asarray(mdp.probs)[take], R, mdp.gamma,
-                               dtype=mdp.dtype)
+    # Feasible rows of a closed set stay inside it; an infeasible action's row may
+    # leave it and is emptied (its reward is -inf, its row is never read).
+    inside = idx >= 0
+    if not inside.all():
+        row_of = np.repeat(np.arange(pairs.size), lens)
+        lens = np.bincount(row_of[inside], minlength=pairs.size)
+        np.cumsum(lens, out=ptr[1:])
+        take, idx = take[inside], idx[inside]
+    R = np.array(mdp.rewards[states])
+    # The stored rows, bit for bit (renumbering a sorted set of states keeps each
+    # row sorted, so the rows stay canonical): re-validating through ``from_csr``
+    # would renormalise float32 rows and so change the operator the certificate
+    # speaks of.
+    return TabularMDP(ptr, idx.astype(mdp.indices.dtype), np.array(mdp.probs[take]), R,
+                      mdp.gamma, None, None, {})
 
 
-def reduced(mdp: TabularMDP, frozen: np.ndarray, values: np.ndarray) -> TabularMDP:
+def reduced(mdp: TabularMDP, frozen: np.ndarray,
+            values: np.ndarray) -> tuple[TabularMDP, float]:
     """The MDP with the ``frozen`` states terminal and their ``values`` paid as reward.
 
     ``R'(s, a) = R(s, a) + gamma sum_{s' frozen} P(s'|s,a) values[s']`` (rows
     divided by their sums, as the kernels read them); the transitions are shared.
+    Returns the MDP and ``delta``, the largest change of a reward ``R'`` by its
+    rounding to the storage dtype (0 in float64): the reduced MDP's values then
+    move by at most ``delta / (1 - gamma)``, which the caller's bound adds.
     """
     S, A = mdp.n_states, mdp.n_actions
     v = np.where(frozen, values, 0.0)
@@ -169,11 +184,14 @@ def reduced(mdp: TabularMDP, frozen: np.ndarray, values: np.ndarray) -> TabularM
         R2 = np.where(np.isfinite(R), R + mdp.gamma * ev.reshape(S, A), R)
     R2[frozen] = R[frozen]
     term = frozen.copy() if not mdp.has_terminal else (frozen | mdp.terminal)
-    out = TabularMDP(mdp.indptr, mdp.indices, mdp.probs, R2.astype(mdp.dtype), mdp.gamma, term,
+    R2s = R2.astype(mdp.dtype)
+    fin = np.isfinite(R2)
+    delta = float(np.abs(R2s[fin].astype(np.float64) - R2[fin]).max()) if fin.any() else 0.0
+    out = TabularMDP(mdp.indptr, mdp.indices, mdp.probs, R2s, mdp.gamma, term,
                      mdp.initial, dict(mdp.info))
     if "coded" in mdp._cache:  # transitions only: shared
         out._cache["coded"] = mdp._cache["coded"]
-    return out
+    return out, delta
 
 
 #: ``"auto"`` policy evaluation factorises ``I - gamma P_pi`` only when the

@@ -78,6 +78,8 @@ def _projected_sweeps(hist: np.ndarray, tol: float) -> float:
     b, b0 = float(hist[-1]), float(hist[n // 2])
     if not (np.isfinite(b) and np.isfinite(b0) and b0 > 0) or n - 1 <= n // 2:
         return np.inf
+    if b <= tol:  # already there (b = 0 included: no rate to divide by)
+        return 0.0
     rate = (b / b0) ** (1.0 / (n - 1 - n // 2))
     return np.inf if rate >= 1.0 else float(np.log(b / tol) / -np.log(rate))
 
@@ -269,8 +271,10 @@ def _solve_split(mdp, reg, prior, tol, method, V, max_iter, callback, progress, 
         sub_iter += r.n_iter
     extra = {"closed_states": int(frozen.sum()), "closed_classes": cs.n_classes,
              "closed_iter": sub_iter}
-    rest = reduced(mdp, frozen, values)
-    rtol = max(tol - gamma * eps, 0.5 * tol)
+    rest, delta = reduced(mdp, frozen, values)
+    # float32 storage rounds the paid rewards: the reduced values move by delta / (1 - gamma)
+    eps_r = gamma * eps + delta / (1.0 - gamma)
+    rtol = max(tol - eps_r, 0.5 * tol)
     rreg = make_regularizer(rest, reg.tau, reg.eta, prior)
     if rest.terminal.all():
         V = values
@@ -282,7 +286,7 @@ def _solve_split(mdp, reg, prior, tol, method, V, max_iter, callback, progress, 
         V[frozen] = values[frozen]
     _, Q, pi = _backup(mdp, V, reg)
     rest_bound = 0.0 if r is None else r.error_bound
-    bound = max(eps, rest_bound + gamma * eps) + roundoff_allowance(mdp, reg, V)
+    bound = max(eps, rest_bound + eps_r) + roundoff_allowance(mdp, reg, V)
     converged = bool(bound <= tol)
     if converged:
         status, message = Status.CONVERGED, "converged"

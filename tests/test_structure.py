@@ -189,3 +189,32 @@ def test_auto_switches_to_policy_iteration_when_sweeps_crawl(user_zoo):
     # a well-mixing MDP stops on the span bound before the first checkpoint
     g = fs.solve(user_zoo["garnet"], 0.0, tol=1e-6)
     assert "switched_from" not in g.extra and g.method.startswith("value_iteration")
+
+
+def test_float32_split_keeps_the_certificate():
+    # A float32 MDP whose closed set (state 1, a self-loop) is split off: the reward
+    # paid on entering it is rounded to float32 in the reduced MDP, and the
+    # restricted sub-MDPs keep the stored rows bit for bit, so the bound still holds
+    # (found by the slow hypothesis property test_solve_certificate).
+    worst = 0.0
+    for seed in range(700):
+        m = fs.random_mdp(2, 1, 1, gamma=0.5, seed=seed,
+                          reward_range=(-1e-6, 1e-6)).astype(np.float32)
+        res = fs.solve(m, 0.0, method="vi", tol=1e-4)
+        P, R = m.to_dense()
+        P, R = P[:, 0, :].astype(np.longdouble), R[:, 0].astype(np.longdouble)
+        M = np.eye(2, dtype=np.longdouble) - np.longdouble(m.gamma) * P
+        Vx = np.linalg.solve(M.astype(float), R.astype(float)).astype(np.longdouble)
+        for _ in range(4):
+            Vx = Vx + np.linalg.solve(M.astype(float), (R - M @ Vx).astype(float))
+        err = float(np.max(np.abs(res.V.astype(np.longdouble) - Vx)))
+        worst = max(worst, err / res.error_bound)
+    assert worst <= 1.0
+
+
+def test_restrict_keeps_float32_rows_bit_for_bit():
+    m = fs.random_mdp(40, 3, 5, gamma=0.9, seed=3).astype(np.float32)
+    states = np.arange(40)
+    sub = restrict(m, states)
+    assert np.array_equal(sub.probs, m.probs) and np.array_equal(sub.indices, m.indices)
+    assert np.array_equal(sub.rewards, m.rewards) and sub.probs.dtype == np.float32
