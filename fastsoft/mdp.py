@@ -9,6 +9,7 @@ no zero entries.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -140,7 +141,7 @@ def _check_gym_table(P, S: int) -> None:
                 if not isinstance(prob, numbers.Real) or not (0.0 <= float(prob) <= 1.0):
                     raise ValueError(f"{where}: probability must be a real in [0, 1], "
                                      f"got {prob!r}")
-                if not isinstance(r, numbers.Real) or np.isnan(r) or float(r) == np.inf:
+                if not isinstance(r, numbers.Real) or math.isnan(float(r)) or float(r) == math.inf:
                     # -inf marks an infeasible action
                     raise ValueError(f"{where}: reward must be a real < inf, got {r!r}")
 
@@ -517,6 +518,7 @@ class TabularMDP:
         sums = _csr.row_sums(indptr, probs64)
         if np.any((sums > 0) & (sums != 1.0)):
             del sums
+            out: np.ndarray | None
             if dt != np.float64:
                 out = np.empty(probs64.shape[0], dtype=dt)
             else:

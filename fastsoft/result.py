@@ -127,7 +127,7 @@ class SolveResult:
         return (
             f"SolveResult(method={self.method!r}, V.shape={shape}, n_iter={self.n_iter}, "
             f"error_bound={self.error_bound:.3g}, residual={self.residual:.3g}, "
-            f"converged={self.converged}, status={self.status.name}, "
+            f"converged={self.converged}, status={getattr(self.status, 'name', self.status)}, "
             f"wall_time={self.wall_time:.3g}s)"
         )
 
