@@ -104,7 +104,7 @@ def _batch_run(ctl, bounds, trans, R, gamma, V, reg, termt, tol, work):
     """Up to ``n_sweeps`` Jacobi sweeps, until every column's certified bound is <= ``tol[b]``.
 
     ``ctl = (n_sweeps, c, clamp)``: ``c = gamma / (1 - gamma)``; ``clamp``:
-    one-sided span bounds (terminal states, SPEC.md 2). On exit ``V`` holds the
+    one-sided span bounds (terminal states, docs/theory.md §2.4). On exit ``V`` holds the
     last ``TV``, ``shift[b] = (lo, hi)`` its certificate ``TV + lo <= V* <= TV +
     hi``, ``hist_*[k, b]`` the bound and residual of sweep ``k``. Returns the
     number of sweeps done.

@@ -4,7 +4,7 @@ Inverse RL, parameter sweeps and reward learning solve the same transitions
 for many rewards. :func:`solve_batch` runs Jacobi value iteration on all of
 them at once: the values live in one ``(S, B)`` array, so each stored
 transition is read once per sweep and updates B expectations from one
-contiguous row. Every problem gets its own span certificate (SPEC.md 2) and
+contiguous row. Every problem gets its own span certificate (docs/theory.md §2.4) and
 its own result, exactly as :func:`fastsoft.soft_value_iteration` with
 ``order="jacobi"`` would certify it.
 """
@@ -38,7 +38,7 @@ class BatchResult:
     V : ndarray (B, S)
         Values of each problem (midpoint of its certified interval).
     policy : ndarray (B, S, A)
-        The regularized greedy policy of each ``V`` (SPEC.md 2).
+        The regularized greedy policy of each ``V`` (docs/theory.md §2.2).
     Q : ndarray (B, S, A)
     error_bound : ndarray (B,)
         Certified ``max_s |V[b, s] - V*_b(s)|`` of each problem.

@@ -591,7 +591,7 @@ class TabularMDP:
         ----------
         P : scipy.sparse matrix (S*A, S), or list of A scipy.sparse (S, S)
             Either one matrix whose row ``s*A + a`` is ``P(.|s, a)`` (the
-            storage of record, SPEC.md 1), or one matrix per action,
+            storage of record, docs/theory.md §1), or one matrix per action,
             ``P[a][s, s']`` (mdptoolbox's sparse form). Dense arrays are
             accepted in the same layouts.
         R : array (S, A) or (S*A,), or rewards per transition in the layout of ``P``
@@ -743,7 +743,7 @@ class TabularMDP:
         quantecon.markov.DiscreteDP
             Terminal states become zero-reward self-loops with one action, which
             have the terminal value 0 for the hard problem quantecon solves (not
-            under a temperature: see SPEC.md 1). Needs ``gamma < 1``.
+            under a temperature: see docs/theory.md §1). Needs ``gamma < 1``.
 
         Examples
         --------

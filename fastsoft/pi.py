@@ -579,7 +579,7 @@ def regularized_policy_iteration(
         Improvement steps (default 10000); when hit, ``converged=False``.
     policy0 : array (S, A) or (S,) actions, optional
         The starting policy ``pi_0`` (formerly also ``prior``): with ``pi_0 = mu``
-        the first step is exactly the regularized greedy step of SPEC.md 2 with
+        the first step is exactly the regularized greedy step of docs/theory.md §2.2 with
         ``(tau, eta, mu)``. Default: uniform over feasible actions when
         ``step_weight > 0``; the greedy policy of ``V0`` when ``step_weight = 0``.
     V0 : array (S,), optional

@@ -101,7 +101,7 @@ def test_split_solve_is_certified(user_zoo, name, tau, eta):
 
 
 def test_selfloop_closed_form(user_zoo):
-    """An absorbing zero-reward goal is worth tau log|A| / (1 - gamma) per SPEC.md 1, not 0."""
+    """An absorbing zero-reward goal is worth tau log|A|/(1 - gamma) (docs/theory.md §1), not 0."""
     g = user_zoo["grid_absorbing"]
     goal = g.n_states - 1
     r = fs.solve(g, 0.1, tol=1e-8)
