@@ -213,27 +213,30 @@ def _rss(dask_worker=None):
 def test_memory_limit_holds_a_block_not_the_whole_mdp():
     """With the nanny's limit set just above a worker's footprint plus one block, the
     partitioned solve succeeds and the whole-MDP solve on such a worker is killed."""
-    g = GridBlocks(700, 700, slip=0.1, gamma=0.5)
+    g = GridBlocks(1100, 1100, slip=0.1, gamma=0.5)
     config = {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False,
               "distributed.worker.memory.pause": False,
               "distributed.worker.memory.terminate": 0.95,
               "distributed.scheduler.allowed-failures": 0}
     import dask
 
-    with dask.config.set(config), _cluster(memory_limit="16GiB") as cluster, \
+    with dask.config.set(config), _cluster(n_workers=4, memory_limit="16GiB") as cluster, \
             distributed.Client(cluster) as c:
         # warm up (imports, compiled kernels), then measure each worker's footprint
-        solve_partitioned(c, GridBlocks(30, 30, slip=0.1, gamma=0.5), 2, tol=1e-6)
+        solve_partitioned(c, GridBlocks(30, 30, slip=0.1, gamma=0.5), 4, tol=1e-6)
         base = max(c.run(_rss).values())
-        # a block of 245 000 states needs about 180 MB at its peak, the whole MDP about
-        # 450 MB (measured in a fresh process): allow 300 MB above the footprint
+        # four blocks of 302 500 states need about 220 MB each at their peak; the whole
+        # MDP's arrays alone take more than 300 MB (asserted below), so no builder,
+        # however lean, can fit it in the 300 MB allowed above the footprint
+        whole_bytes = g.whole().nbytes
+        assert whole_bytes > 300e6
         limit = int((base + 300e6) / 0.95)
 
         def set_limit(dask_worker):
             dask_worker.memory_manager.memory_limit = limit
 
         c.run(set_limit, nanny=True)
-        r = solve_partitioned(c, g, 2, tol=1e-6, timeout=120)
+        r = solve_partitioned(c, g, 4, tol=1e-6, timeout=120)
         assert r.converged
         assert max(c.run(_rss).values()) < 0.95 * limit
         exact = fs.solve(g.whole(), tol=1e-10)
