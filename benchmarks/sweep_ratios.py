@@ -21,33 +21,32 @@ import numba
 import numpy as np
 
 import fastsoft as fs
+from fastsoft import _bundles as B
 from fastsoft import _kernels as K
 from fastsoft import reference as ref
-from fastsoft._common import coded_arrays, kernel_arrays, make_regularizer
+from fastsoft._common import make_regularizer
+from fastsoft._driver import chunk_bounds
 from fastsoft.benchmarking import median_time
-from fastsoft.vi import _chunk_bounds, pessimistic_start
+from fastsoft.vi import pessimistic_start
 
 
 def sweep_fn(mdp, tau, V, order="jacobi", coded=True):
-    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
-    cz = coded_arrays(mdp, None if coded else mdp.nnz + 1)
-    reg = make_regularizer(mdp, tau, 0.0, None)
+    model = B.model(mdp, coded=coded)
+    reg = make_regularizer(mdp, tau, 0.0, None).kernel
+    pin = B.pinned(mdp)
     gs = order == "gauss-seidel"
-    bounds = _chunk_bounds(mdp.n_states, True, gs)
-    cmin = np.empty(len(bounds) - 1)
-    cmax = np.empty(len(bounds) - 1)
+    chunks = B.chunks(chunk_bounds(mdp.n_states, True, gs))
     W = np.empty_like(V)
 
     def run():
-        K._sweep(True, gs, False, bounds, indptr, indices, probs, cz, R, mdp.gamma, V, W,
-                 reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cmin, cmax, False)
+        K._sweep(True, gs, False, chunks, model, reg, pin, V, W, False)
 
     return run
 
 
 def sweep_bytes(mdp, coded=False):
     S = mdp.n_states
-    entries = coded_arrays(mdp)[0].nbytes if coded else mdp.indices.nbytes + mdp.probs.nbytes
+    entries = B.coded_arrays(mdp)[0].nbytes if coded else mdp.indices.nbytes + mdp.probs.nbytes
     return mdp.indptr.nbytes + entries + mdp.rewards.nbytes + 2 * S * 8
 
 
@@ -84,7 +83,7 @@ def main(argv=None):
         P = ref.transition_matrix(mdp)
         t_ref = median_time(lambda mdp=mdp, V=V, P=P: ref.bellman_backup(mdp, V, tau, P=P),
                             max(3, args.repeat // 2))
-        storages = [True, False] if coded_arrays(mdp)[0].size else [False]
+        storages = [True, False] if B.coded_arrays(mdp)[0].size else [False]
         for order in ("jacobi", "gauss-seidel"):
             for coded in storages:
                 t_k = median_time(sweep_fn(mdp, tau, V.copy(), order, coded), args.repeat)

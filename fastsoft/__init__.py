@@ -4,6 +4,7 @@ Importing fastsoft compiles nothing: kernels are compiled on first use and
 cached on disk.
 """
 
+from . import progress  # noqa: F401  (registers the solvers' progress bar hook)
 from ._jit import get_num_threads, max_threads, set_num_threads
 from ._version import __version__ as __version__
 from ._warmup import warmup
@@ -30,7 +31,7 @@ from .vi import bellman_backup, soft_value_iteration, value_iteration
 
 # Submodules with heavier imports load on first attribute access (PEP 562),
 # keeping ``import fastsoft`` fast.
-_LAZY = ("bounds", "reference", "dra", "distributed", "envs", "inference", "plot", "progress")
+_LAZY = ("bounds", "reference", "dra", "distributed", "envs", "inference", "plot")
 
 
 def __getattr__(name):

@@ -159,17 +159,16 @@ def _aa_update(x, g, fp, gp, dF, dG, H, state, chunks, part, coef, restart):
 
 
 @jit
-def _vi_run_anderson(
-    n_sweeps, it0, tol, c, clamp, parallel, gs, two_sided, bj, bg, indptr, indices, probs, cz, R,
-    gamma, x, g, snap, fp, gp, dF, dG, H, state, best, part, coef, lam, bias, has_bias, sbias, term,
-    has_term, cjmin, cjmax, cgmin, cgmax, hist_bound, hist_resid, shift,
-):
-    """Anderson-accelerated sweeps; stop once a certified bound is <= tol.
+def _vi_run_anderson(n_sweeps, it0, ctl, model, reg, pin, x, aa):
+    """Anderson-accelerated sweeps; stop once a certified bound is <= ctl.tol.
 
+    ``ctl`` is a :class:`fastsoft._bundles.AndersonControl`, ``aa`` an
+    :class:`fastsoft._bundles.AndersonWork` (``cj``: the Jacobi chunks, which
+    also split the dot products; ``cg``: the Gauss-Seidel blocks).
     The map ``G`` is one Jacobi sweep (``gs`` False), or a forward then a
     backward Gauss-Seidel sweep, followed by a Jacobi sweep when
     ``two_sided`` (whose span certificate is two-sided). On entry ``x`` is the
-    point to map; on exit ``g`` holds the output of the last sweep (the
+    point to map; on exit ``aa.g`` holds the output of the last sweep (the
     certified iterate, with ``shift = (lo, hi)``) and ``x`` the next point.
     ``state`` and ``best`` (the smallest bound at the end of a map, a restart
     test) carry the history across calls. ``hist_*[it0 + k]`` records sweep
@@ -177,6 +176,29 @@ def _vi_run_anderson(
     :func:`fastsoft._kernels._vi_run`). Returns the number of sweeps done
     (whole maps only, unless tol or ``n_sweeps`` ends the run inside one).
     """
+    tol = ctl.tol
+    c = ctl.c
+    clamp = ctl.clamp
+    parallel = ctl.parallel
+    gs = ctl.gs
+    two_sided = ctl.two_sided
+    cj = aa.cj
+    cg = aa.cg
+    g = aa.g
+    snap = aa.snap
+    fp = aa.fp
+    gp = aa.gp
+    dF = aa.dF
+    dG = aa.dG
+    H = aa.H
+    state = aa.state
+    best = aa.best
+    part = aa.part
+    coef = aa.coef
+    hist_bound = aa.hist_bound
+    hist_resid = aa.hist_resid
+    shift = aa.cert
+    bj = cj[0]
     n_map = (2 + (1 if two_sided else 0)) if gs else 1
     done = 0
     bound = np.inf
@@ -188,19 +210,15 @@ def _vi_run_anderson(
         for k in range(n_map):
             it = it0 + done
             if not gs:
-                dmin, dmax, _ = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
-                                    gamma, x, g, lam, bias, has_bias, sbias, term, has_term,
-                                    cjmin, cjmax, False)
+                dmin, dmax, _ = _sweep(parallel, False, False, cj, model, reg, pin, x, g, False)
                 lo, hi = _certificate(dmin, dmax, c, clamp)
             elif k < 2:
-                dmin, dmax, _ = _sweep(parallel, True, k == 1, bg, indptr, indices, probs, cz, R,
-                                    gamma, snap, g, lam, bias, has_bias, sbias, term, has_term,
-                                    cgmin, cgmax, False)
+                dmin, dmax, _ = _sweep(parallel, True, k == 1, cg, model, reg, pin, snap, g,
+                                       False)
                 lo, hi = _certificate(dmin, dmax, c, True)
             else:
-                dmin, dmax, _ = _sweep(parallel, False, False, bj, indptr, indices, probs, cz, R,
-                                    gamma, g, snap, lam, bias, has_bias, sbias, term, has_term,
-                                    cjmin, cjmax, False)
+                dmin, dmax, _ = _sweep(parallel, False, False, cj, model, reg, pin, g, snap,
+                                       False)
                 _pcopy(snap, g)
                 lo, hi = _certificate(dmin, dmax, c, clamp)
             shift[0] = lo

@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import Regularizer, kernel_arrays
+from . import _bundles as B
+from ._bundles import Regularizer
 from .mdp import TabularMDP
 
 #: Unit round-off of float64 (half the machine epsilon).
@@ -74,15 +75,12 @@ def _row_factor(n: int) -> float:
 
 def max_row_length(mdp: TabularMDP) -> int:
     """Largest number of stored successors of any state-action pair (cached)."""
-    c = mdp._cache
-    if "max_row_nnz" not in c:
-        c["max_row_nnz"] = int(np.diff(mdp.indptr).max()) if mdp.indptr.size > 1 else 0
-    return c["max_row_nnz"]
+    return B.max_row_length(mdp)
 
 
 def reward_magnitude(mdp: TabularMDP, reg: Regularizer) -> float:
     """``max |R(s, a) + eta log mu(a|s)|`` over feasible pairs, plus ``max |sbias|``."""
-    _, _, _, R, _, _ = kernel_arrays(mdp)
+    R = B.model(mdp).R
     feas = mdp.feasible
     if reg.has_bias:
         x = np.asarray(R, dtype=np.float64) + reg.bias
@@ -90,10 +88,7 @@ def reward_magnitude(mdp: TabularMDP, reg: Regularizer) -> float:
         m = float(np.abs(x[ok]).max()) if ok.any() else 0.0
         m = max(m, float(np.abs(np.asarray(R, dtype=np.float64)[feas]).max()))
     else:
-        c = mdp._cache
-        if "max_abs_reward" not in c:
-            c["max_abs_reward"] = float(np.abs(mdp.rewards[feas]).max()) if feas.any() else 0.0
-        m = c["max_abs_reward"]
+        m = B.max_abs_reward(mdp)
     if reg.sbias.size:
         m += float(np.abs(reg.sbias).max())
     return m

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
+from ._bundles import Regularizer, build_regularizer
 from .mdp import TabularMDP
-
-#: Problems with at least this many state-action pairs, or this many stored
-#: transitions, run the parallel kernels (a sweep's work is ~ pairs + nnz).
-PARALLEL_MIN_PAIRS = 20_000
-PARALLEL_MIN_NNZ = 100_000
 
 
 def check_mdp(mdp) -> TabularMDP:
@@ -93,66 +88,6 @@ def check_vector(x, name: str, n: int) -> np.ndarray:
     return arr
 
 
-def kernel_arrays(mdp: TabularMDP):
-    """``(indptr, indices, probs, R, term_u8, has_term)`` ready for the kernels (cached)."""
-    c = mdp._cache
-    if "kernel" not in c:
-        if mdp.has_terminal:
-            term = mdp.terminal.view(np.uint8)
-        else:
-            term = np.zeros(0, dtype=np.uint8)
-        c["kernel"] = (mdp.indptr, mdp.indices, mdp.probs, mdp.rewards, term, mdp.has_terminal)
-    return c["kernel"]
-
-
-#: Value-iteration sweeps read dictionary-coded transitions (one byte per entry
-#: instead of a 4-byte index and an 8-byte probability) for MDPs with at least
-#: this many entries whose ``(successor - state, probability)`` pairs take at
-#: most 256 distinct values and whose rows are shorter than 16 entries:
-#: gridworlds, mazes, chains, most structured models.
-CODED_MIN_NNZ = 100_000
-_NO_CODES = (np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64), np.zeros(0))
-
-
-def coded_arrays(mdp: TabularMDP, min_nnz: int | None = None):
-    """``(codes uint8 (nnz,), offsets int64 (K,), probs float64 (K,))`` or empty arrays.
-
-    Lossless: entry ``k`` of row ``(s, a)`` is successor ``s + offsets[codes[k]]``
-    with probability ``probs[codes[k]]`` (the stored value, exactly). Empty
-    arrays (length 0) mean the plain CSR is used: fewer than ``min_nnz``
-    (default :data:`CODED_MIN_NNZ`) entries, more than 256 distinct pairs, or
-    a row of 16 entries or more. Cached on the MDP.
-    """
-    if min_nnz is None:
-        min_nnz = CODED_MIN_NNZ
-    if mdp.nnz < min_nnz:
-        return _NO_CODES
-    c = mdp._cache
-    if "coded" not in c:
-        from . import _csr
-
-        pbits = np.ascontiguousarray(mdp.probs, dtype=np.float64).view(np.int64)
-        codes = np.empty(mdp.nnz, dtype=np.uint8)
-        otab = np.empty(256, dtype=np.int64)
-        pbtab = np.empty(256, dtype=np.int64)
-        n = _csr._build_codes(mdp.indptr, mdp.indices, pbits, mdp.n_actions, 256, 15, codes,
-                              otab, pbtab)
-        if n < 0:
-            c["coded"] = _NO_CODES
-        else:
-            for a in (codes, otab, pbtab):
-                a.flags.writeable = False
-            c["coded"] = (codes, otab[:n].copy(), pbtab[:n].copy().view(np.float64))
-    return c["coded"]
-
-
-def n_feasible(mdp: TabularMDP) -> np.ndarray:
-    c = mdp._cache
-    if "n_feasible" not in c:
-        c["n_feasible"] = mdp.feasible.sum(axis=1)
-    return c["n_feasible"]
-
-
 def check_policy(mdp: TabularMDP, policy, name: str = "policy", *, atol: float = 1e-8):
     """Validate a stationary policy: (S, A) probabilities or (S,) integer actions.
 
@@ -193,27 +128,11 @@ def check_policy(mdp: TabularMDP, policy, name: str = "policy", *, atol: float =
     return pol
 
 
-@dataclass(frozen=True)
-class Regularizer:
-    """Kernel-ready form of ``(tau, eta, mu)`` (docs/theory.md §2)."""
-
-    tau: float
-    eta: float
-    lam: float
-    bias: np.ndarray  # (S, A) eta*log mu, or (0, 0) when unused
-    has_bias: bool
-    sbias: np.ndarray  # (S,) per-state constant added after the log-sum-exp
-    log_prior: np.ndarray | None  # (S, A) log mu (None: uniform over feasible actions)
-
-
 def make_regularizer(mdp: TabularMDP, temperature, kl_weight, prior) -> Regularizer:
     tau = check_real(temperature, "temperature", low=0.0)
     eta = check_real(kl_weight, "kl_weight", low=0.0)
     S, A = mdp.n_states, mdp.n_actions
-    sbias = np.zeros(S)
-    bias = np.zeros((0, 0))
-    has_bias = False
-    log_prior = None
+    mu = None
     if prior is not None:
         mu = np.asarray(prior)
         if not (np.issubdtype(mu.dtype, np.floating) or np.issubdtype(mu.dtype, np.integer)):
@@ -238,14 +157,7 @@ def make_regularizer(mdp: TabularMDP, temperature, kl_weight, prior) -> Regulari
         if not support.any(axis=1).all():
             s = int(np.argmax(~support.any(axis=1)))
             raise ValueError(f"prior puts no mass on a feasible action of state {s}")
-        with np.errstate(divide="ignore"):
-            log_prior = np.log(mu)
-        if eta > 0:
-            bias = eta * log_prior
-            has_bias = True
-    elif eta > 0:
-        sbias = -eta * np.log(n_feasible(mdp).astype(np.float64))
-    return Regularizer(tau, eta, tau + eta, bias, has_bias, sbias, log_prior)
+    return build_regularizer(mdp, tau, eta, mu)
 
 
 def make_rng(seed, name: str = "seed") -> np.random.Generator:

@@ -1,16 +1,25 @@
 """Numba kernels of the regularized Bellman operator (docs/theory.md §2).
 
-All kernels are private: they take arrays, write into preallocated outputs and
-validate nothing. Their NumPy yardsticks are in :mod:`fastsoft.reference.core`.
+All kernels are private: they take arrays and the bundles of
+:mod:`fastsoft._bundles`, write into preallocated outputs and validate
+nothing. Their NumPy yardsticks are in :mod:`fastsoft.reference.core`.
 
-Conventions shared by every kernel here:
+Conventions shared by every kernel here (bundle fields in brackets):
 
-- ``lam = eta + tau``; ``lam == 0`` is the hard max.
-- ``bias`` is an ``(S, A)`` array holding ``eta * log mu(a|s)`` (used when
-  ``has_bias``), otherwise ``sbias`` (S,) holds a per-state constant added
-  after the log-sum-exp (``-eta log |feasible(s)|`` for the uniform prior).
-- ``term`` is a ``uint8 (S,)`` terminal mask (used when ``has_term``); the
-  value of a terminal state is pinned to 0.
+- ``model = (indptr, indices, probs, codes, offsets, cprobs, R, gamma)``:
+  the CSR transitions, their coded form (used when ``codes`` is not empty),
+  rewards and discount.
+- ``reg = (lam, bias, has_bias, sbias)``: ``lam = eta + tau``; ``lam == 0`` is
+  the hard max. ``bias`` is an ``(S, A)`` array holding ``eta * log mu(a|s)``
+  (used when ``has_bias``), otherwise ``sbias`` (S,) holds a per-state
+  constant added after the log-sum-exp (``-eta log |feasible(s)|`` for the
+  uniform prior).
+- ``pin = (mask, any, value)``: a ``uint8 (S,)`` mask of pinned (terminal)
+  states, used when ``any``; the sweeps write ``value[s]`` there (0 for a
+  terminal state), and the other kernels take a pinned state as terminal.
+- ``chunks = (bounds, cmin, cmax)``: state ranges of a sweep and per-chunk
+  outputs. Every kernel takes the fields it reads by name before its loops
+  (never by unpacking: see :mod:`fastsoft._bundles`).
 - Values are float64 whatever the storage dtype of ``probs``/``R``.
 """
 
@@ -104,7 +113,7 @@ def _row_mean_split(lo, hi, indices, probs, V, Vs, blo, bhi):
 
 @ijit
 def _row_mean_coded(lo, hi, s, codes, otab, ptab, V):
-    """:func:`_row_mean` of a row of state ``s`` stored as codes (see ``_common.coded_arrays``).
+    """:func:`_row_mean` of a row of state ``s`` stored as codes (see ``_bundles.coded_arrays``).
 
     Entry ``k`` is successor ``s + otab[codes[k]]`` with probability
     ``ptab[codes[k]]``: the same numbers in the same order as the CSR row, so
@@ -189,20 +198,32 @@ def _exp_tile(z, kbits, n):
 
 
 @jit
-def _sweep_block_tiled(
-    lo, hi, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias, term,
-    has_term,
-):
+def _sweep_block_tiled(lo, hi, model, reg, pin, Vin, Vout):
     """Jacobi soft backup of states ``lo..hi-1`` (``lam > 0``) in tiles of :data:`TILE` states.
 
     Same result as :func:`_sweep_block` with ``lam > 0``, computed in three
     passes per tile so that the exponentials run vectorised: (1) ``x_a =
     Q(s, a) + bias`` and the row maximum ``m``, stored as ``(x_a - m) / lam``;
     (2) :func:`_exp_tile` over the whole tile; (3) ``m + lam log sum_a`` and
-    the differences ``d``. Returns ``(min d, max d)`` over non-terminal states.
+    the differences ``d``. Returns ``(min d, max d)`` over non-pinned states.
     """
+    indptr = model.indptr
+    indices = model.indices
+    probs = model.probs
+    codes = model.codes
+    otab = model.offsets
+    ptab = model.cprobs
+    R = model.R
+    gamma = model.gamma
+    lam = reg.lam
+    bias = reg.bias
+    has_bias = reg.has_bias
+    sbias = reg.sbias
+    term = pin.mask
+    has_term = pin.any
+    pval = pin.value
     A = R.shape[1]
-    coded = cz[0].shape[0] > 0
+    coded = codes.shape[0] > 0
     z = np.empty(TILE * A)
     kbits = np.empty(TILE * A, dtype=np.int64)
     mt = np.empty(TILE)
@@ -218,7 +239,7 @@ def _sweep_block_tiled(
                 rhi = indptr[s * A + a + 1]
                 r = R[s, a]
                 if coded:
-                    ev = _row_mean_coded(rlo, rhi, s, cz[0], cz[1], cz[2], Vin)
+                    ev = _row_mean_coded(rlo, rhi, s, codes, otab, ptab, Vin)
                 else:
                     ev = _row_mean(rlo, rhi, indices, probs, Vin)
                 x = r + gamma * ev
@@ -235,7 +256,7 @@ def _sweep_block_tiled(
         for i in range(n):
             s = t0 + i
             if has_term and term[s]:
-                Vout[s] = 0.0
+                Vout[s] = pval[s]
                 continue
             acc = 0.0
             for a in range(A):
@@ -251,30 +272,41 @@ def _sweep_block_tiled(
 
 
 @jit
-def _sweep_block(
-    lo, hi, reverse, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-    term, has_term, Vsnap, split, tiled, want_flow,
-):
+def _sweep_block(lo, hi, reverse, model, reg, pin, Vin, Vout, Vsnap, split, tiled, want_flow):
     """Back up states ``lo..hi-1`` reading ``Vin``, writing ``Vout``.
 
+    ``model``, ``reg``, ``pin``: the :mod:`fastsoft._bundles` bundles.
     ``Vin is Vout`` gives a Gauss-Seidel sweep (in place), in decreasing index
     order when ``reverse``. With ``split``, successors outside ``[lo, hi)`` are
     read from the snapshot ``Vsnap`` instead (block Gauss-Seidel: blocks are
     then independent, so they can run in parallel with a result that does not
     depend on the thread count). Returns ``(min d, max d, flow)``: ``d = new -
-    old`` over non-terminal states, and with ``want_flow`` the sum, over states
+    old`` over non-pinned states, and with ``want_flow`` the sum, over states
     whose actions are not all tied, of the probability that the greedy action
     moves to a higher minus to a lower state index (0 otherwise). With
     ``tiled`` (Jacobi only: ``Vin`` and ``Vout`` distinct) soft backups go to
     the vectorised :func:`_sweep_block_tiled`.
     """
+    lam = reg[0]
     if tiled and lam > 0.0:
-        return _sweep_block_tiled(
-            lo, hi, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-            term, has_term,
-        )
+        return _sweep_block_tiled(lo, hi, model, reg, pin, Vin, Vout)
+    indptr = model.indptr
+    indices = model.indices
+    probs = model.probs
+    codes = model.codes
+    otab = model.offsets
+    ptab = model.cprobs
+    R = model.R
+    gamma = model.gamma
+    lam = reg.lam
+    bias = reg.bias
+    has_bias = reg.has_bias
+    sbias = reg.sbias
+    term = pin.mask
+    has_term = pin.any
+    pval = pin.value
     A = R.shape[1]
-    coded = cz[0].shape[0] > 0
+    coded = codes.shape[0] > 0
     buf = np.empty(A)
     dmin = np.inf
     dmax = -np.inf
@@ -283,7 +315,7 @@ def _sweep_block(
     for i in range(n):
         s = hi - 1 - i if reverse else lo + i
         if has_term and term[s]:
-            Vout[s] = 0.0
+            Vout[s] = pval[s]
             continue
         old = Vin[s]
         # The regularized max of docs/theory.md §2, written out here rather than called:
@@ -299,10 +331,10 @@ def _sweep_block(
             r = R[s, a]
             if coded:
                 if split:
-                    ev = _row_mean_coded_split(rlo, rhi, s, cz[0], cz[1], cz[2], Vin, Vsnap, lo,
+                    ev = _row_mean_coded_split(rlo, rhi, s, codes, otab, ptab, Vin, Vsnap, lo,
                                                hi)
                 else:
-                    ev = _row_mean_coded(rlo, rhi, s, cz[0], cz[1], cz[2], Vin)
+                    ev = _row_mean_coded(rlo, rhi, s, codes, otab, ptab, Vin)
             elif split:
                 ev = _row_mean_split(rlo, rhi, indices, probs, Vin, Vsnap, lo, hi)
             else:
@@ -338,8 +370,8 @@ def _sweep_block(
             row = s * A + arg
             for k in range(indptr[row], indptr[row + 1]):
                 if coded:
-                    off = cz[1][cz[0][k]]
-                    p = cz[2][cz[0][k]]
+                    off = otab[codes[k]]
+                    p = ptab[codes[k]]
                 else:
                     off = np.int64(indices[k]) - s
                     p = probs[k]
@@ -351,77 +383,61 @@ def _sweep_block(
 
 
 @pjit
-def _jacobi_sweep_parallel(
-    bounds, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias, term,
-    has_term, cmin, cmax,
-):
-    """One Jacobi sweep, states split in ``len(bounds) - 1`` fixed chunks run in parallel."""
+def _jacobi_sweep_parallel(chunks, model, reg, pin, Vin, Vout):
+    """One Jacobi sweep, states split in the fixed ``chunks`` run in parallel."""
+    bounds = chunks.bounds
+    cmin = chunks.cmin
+    cmax = chunks.cmax
     for c in prange(bounds.shape[0] - 1):
-        lo_d, hi_d, _ = _sweep_block(
-            bounds[c], bounds[c + 1], False, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam,
-            bias, has_bias, sbias, term, has_term, Vin, False, True, False,
-        )
+        lo_d, hi_d, _ = _sweep_block(bounds[c], bounds[c + 1], False, model, reg, pin, Vin, Vout,
+                                     Vin, False, True, False)
         cmin[c] = lo_d
         cmax[c] = hi_d
 
 
 @pjit
-def _block_gs_parallel(
-    bounds, reverse, indptr, indices, probs, cz, R, gamma, V, Vsnap, lam, bias, has_bias, sbias,
-    term, has_term, cmin, cmax, cflow, want_flow,
-):
+def _block_gs_parallel(chunks, reverse, model, reg, pin, V, Vsnap, cflow, want_flow):
     """One block Gauss-Seidel sweep: ``Vsnap = V``, then every block in place, in parallel."""
+    bounds = chunks.bounds
+    cmin = chunks.cmin
+    cmax = chunks.cmax
     n = V.shape[0]
     for i in prange(n):
         Vsnap[i] = V[i]
     for c in prange(bounds.shape[0] - 1):
-        lo_d, hi_d, fl = _sweep_block(
-            bounds[c], bounds[c + 1], reverse, indptr, indices, probs, cz, R, gamma, V, V, lam,
-            bias, has_bias, sbias, term, has_term, Vsnap, True, False, want_flow,
-        )
+        lo_d, hi_d, fl = _sweep_block(bounds[c], bounds[c + 1], reverse, model, reg, pin, V, V,
+                                      Vsnap, True, False, want_flow)
         cmin[c] = lo_d
         cmax[c] = hi_d
         cflow[c] = fl
 
 
 @jit
-def _sweep(
-    parallel, gs, reverse, bounds, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias,
-    has_bias, sbias, term, has_term, cmin, cmax, want_flow,
-):
+def _sweep(parallel, gs, reverse, chunks, model, reg, pin, Vin, Vout, want_flow):
     """One sweep; returns ``(min d, max d, flow)`` (see :func:`_sweep_block`).
 
-    Jacobi: reads ``Vin``, writes ``Vout`` (``bounds`` are load-balancing
+    Jacobi: reads ``Vin``, writes ``Vout`` (``chunks.bounds`` are load-balancing
     chunks). Gauss-Seidel: updates ``Vout`` in place; serial, or with
-    ``parallel`` block Gauss-Seidel over the fixed blocks ``bounds`` with
+    ``parallel`` block Gauss-Seidel over the fixed blocks ``chunks.bounds`` with
     ``Vin`` as the snapshot buffer.
     """
-    S = R.shape[0]
+    S = model[6].shape[0]
+    cmin = chunks[1]
+    cmax = chunks[2]
     if gs:
         if parallel:
-            cflow = np.empty(bounds.shape[0] - 1)
-            _block_gs_parallel(
-                bounds, reverse, indptr, indices, probs, cz, R, gamma, Vout, Vin, lam, bias,
-                has_bias, sbias, term, has_term, cmin, cmax, cflow, want_flow,
-            )
+            cflow = np.empty(cmin.shape[0])
+            _block_gs_parallel(chunks, reverse, model, reg, pin, Vout, Vin, cflow, want_flow)
             flow = 0.0
             for c in range(cflow.shape[0]):
                 flow += cflow[c]
             return cmin.min(), cmax.max(), flow
-        return _sweep_block(
-            0, S, reverse, indptr, indices, probs, cz, R, gamma, Vout, Vout, lam, bias, has_bias,
-            sbias, term, has_term, Vout, False, False, want_flow,
-        )
+        return _sweep_block(0, S, reverse, model, reg, pin, Vout, Vout, Vout, False, False,
+                            want_flow)
     if parallel:
-        _jacobi_sweep_parallel(
-            bounds, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-            term, has_term, cmin, cmax,
-        )
+        _jacobi_sweep_parallel(chunks, model, reg, pin, Vin, Vout)
         return cmin.min(), cmax.max(), 0.0
-    return _sweep_block(
-        0, S, False, indptr, indices, probs, cz, R, gamma, Vin, Vout, lam, bias, has_bias, sbias,
-        term, has_term, Vin, False, True, False,
-    )
+    return _sweep_block(0, S, False, model, reg, pin, Vin, Vout, Vin, False, True, False)
 
 
 @jit
@@ -488,19 +504,18 @@ def _round_off_stop(half, resid, W, tol, c, it, cert):
 
 
 @jit
-def _vi_run(
-    n_sweeps, it0, tol, c, clamp, parallel, gs, check_every, bounds, indptr, indices, probs, cz, R,
-    gamma, V, W, lam, bias, has_bias, sbias, term, has_term, cmin, cmax, hist_bound,
-    hist_resid, shift,
-):
-    """Up to ``n_sweeps`` sweeps; stop once the certified midpoint error is <= tol.
+def _vi_run(n_sweeps, it0, ctl, model, reg, pin, V, work):
+    """Up to ``n_sweeps`` sweeps; stop once the certified midpoint error is <= ctl.tol.
 
-    On entry the current iterate is in ``V``; on exit the last ``TV`` is in
-    ``V`` (buffers swapped back as needed; ``W`` is scratch). ``shift`` receives
-    the certificate ``(lo, hi)`` of the last sweep. ``hist_*[it0 + k]`` records
-    sweep ``k``. Returns the number of sweeps done. ``shift`` is the certificate
-    buffer of ``fastsoft._certify`` (``CERT_LEN``): the stopping rule is
-    :func:`_round_off_stop`, whose reason lands in ``shift[6]`` (0: budget).
+    ``ctl`` is a :class:`fastsoft._bundles.VIControl`, ``work`` a
+    :class:`fastsoft._bundles.VIWork`. On entry the current iterate is in
+    ``V``; on exit the last ``TV`` is in ``V`` (buffers swapped back as needed;
+    ``work.W`` is scratch). ``work.cert`` is the certificate buffer of
+    ``fastsoft._certify`` (``CERT_LEN``): it receives the certificate ``(lo,
+    hi)`` of the last sweep, the stopping rule is :func:`_round_off_stop`,
+    whose reason lands in ``cert[6]`` (0: budget), and ``cert[7]`` carries the
+    greedy flow (below) from one call to the next. ``work.hist_*[it0 + k]``
+    records sweep ``k``. Returns the number of sweeps done.
 
     ``clamp``: one-sided bounds for Jacobi sweeps (terminal states); Gauss-Seidel
     sweeps always use them. With ``gs`` and ``check_every > 0`` every
@@ -518,11 +533,25 @@ def _vi_run(
     the goal the error relaxes like a diffusion, which alternating orders serve
     better.
     """
+    tol = ctl.tol
+    c = ctl.c
+    clamp = ctl.clamp
+    parallel = ctl.parallel
+    gs = ctl.gs
+    check_every = ctl.check_every
+    chunks = work.chunks
+    W = work.W
+    hist_bound = work.hist_bound
+    hist_resid = work.hist_resid
+    shift = work.cert
+    term = pin.mask
+    has_term = pin.any
+    lam = reg[0]
     cur = V
     nxt = W
     swapped = False
     done = 0
-    n_live = R.shape[0]
+    n_live = model[6].shape[0]
     if has_term:
         for s in range(term.shape[0]):
             n_live -= term[s]
@@ -537,10 +566,8 @@ def _vi_run(
             reverse = (it % 2) == 1
         jacobi = (not gs) or (check_every > 0 and (it + 1) % check_every == 0)
         if jacobi:
-            dmin, dmax, _ = _sweep(
-                parallel, False, False, bounds, indptr, indices, probs, cz, R, gamma, cur, nxt,
-                lam, bias, has_bias, sbias, term, has_term, cmin, cmax, False,
-            )
+            dmin, dmax, _ = _sweep(parallel, False, False, chunks, model, reg, pin, cur, nxt,
+                                   False)
             tmp = cur
             cur = nxt
             nxt = tmp
@@ -548,10 +575,8 @@ def _vi_run(
             lo, hi = _certificate(dmin, dmax, c, clamp)
         else:
             measure = lam == 0.0 and it % FLOW_EVERY == 0
-            dmin, dmax, fsum = _sweep(
-                parallel, True, reverse, bounds, indptr, indices, probs, cz, R, gamma, nxt, cur,
-                lam, bias, has_bias, sbias, term, has_term, cmin, cmax, measure,
-            )
+            dmin, dmax, fsum = _sweep(parallel, True, reverse, chunks, model, reg, pin, nxt, cur,
+                                      measure)
             lo, hi = _certificate(dmin, dmax, c, True)
             if measure:
                 flow = fsum / max(n_live, 1)
@@ -574,9 +599,7 @@ def _vi_run(
 
 
 @pjit
-def _greedy_step(
-    indptr, indices, probs, R, gamma, V, lam, bias, has_bias, sbias, term, has_term, Q, pi, TV
-):
+def _greedy_step(model, reg, pin, V, Q, pi, TV):
     """``Q = R + gamma P V``, the regularized greedy policy and ``TV`` (docs/theory.md §2.2).
 
     ``lam > 0``: ``pi ∝ exp((Q + bias) / lam)`` (``bias = eta log mu``) and
@@ -584,6 +607,17 @@ def _greedy_step(
     all mass on the lowest-index maximiser. Terminal states get ``Q = 0``,
     ``TV = 0`` and the uniform policy over their feasible actions.
     """
+    indptr = model.indptr
+    indices = model.indices
+    probs = model.probs
+    R = model.R
+    gamma = model.gamma
+    lam = reg.lam
+    bias = reg.bias
+    has_bias = reg.has_bias
+    sbias = reg.sbias
+    term = pin.mask
+    has_term = pin.any
     S, A = R.shape[0], R.shape[1]
     for s in prange(S):
         if has_term and term[s]:
@@ -623,8 +657,14 @@ def _greedy_step(
 
 
 @pjit
-def _one_step_values(R, lam, bias, has_bias, sbias, term, has_term, out):
+def _one_step_values(R, reg, pin, out):
     """``out = T 0`` (the regularized max of ``R(s, .)``), ``+inf`` at terminal states."""
+    lam = reg.lam
+    bias = reg.bias
+    has_bias = reg.has_bias
+    sbias = reg.sbias
+    term = pin.mask
+    has_term = pin.any
     S, A = R.shape[0], R.shape[1]
     for s in prange(S):
         if has_term and term[s]:
@@ -647,17 +687,13 @@ def _one_step_values(R, lam, bias, has_bias, sbias, term, has_term, out):
 
 
 @jit
-def _finite_horizon(
-    H, indptr, indices, probs, R, gamma, VT, lam, bias, has_bias, sbias, term, has_term,
-    Vt, Qt, pit,
-):
+def _finite_horizon(H, model, reg, pin, VT, Vt, Qt, pit):
     """Backward induction: ``Vt[H] = VT``; ``Vt[t], Qt[t], pit[t]`` for ``t = H-1..0``."""
-    S = R.shape[0]
+    term = pin.mask
+    has_term = pin.any
+    S = VT.shape[0]
     for s in range(S):
         Vt[H, s] = 0.0 if (has_term and term[s]) else VT[s]
     for i in range(H):
         t = H - 1 - i
-        _greedy_step(
-            indptr, indices, probs, R, gamma, Vt[t + 1], lam, bias, has_bias, sbias, term,
-            has_term, Qt[t], pit[t], Vt[t],
-        )
+        _greedy_step(model, reg, pin, Vt[t + 1], Qt[t], pit[t], Vt[t])

@@ -7,11 +7,12 @@ Conventions (shared with :mod:`fastsoft._kernels`):
 
 - ``pi`` is a float64 ``(S, A)`` stochastic policy; actions with ``pi == 0``
   are skipped, so a deterministic policy costs one action per state.
-- ``lam``, ``bias``, ``has_bias``, ``sbias`` describe the regularizer of the
+- ``model``, ``pin``, ``chunks`` and ``reg = (lam, bias, has_bias, sbias)``
+  are the bundles of :mod:`fastsoft._bundles`; ``reg`` describes the regularizer of the
   policy's reward ``r_pi(s) = sum_a pi (R + bias) - lam sum_a pi log pi + sbias[s]``
   (``bias = eta log mu``; ``sbias = -eta log |feasible(s)|`` for the uniform prior),
   which is ``sum_a pi R + tau H(pi_s) - eta KL(pi_s || mu_s)``.
-- Terminal states (``has_term and term[s]``) have value 0: their rows of
+- Terminal (pinned) states (``pin.any and pin.mask[s]``) have value 0: their rows of
   ``P_pi`` are empty, and their columns are dropped (``V[t]`` is never read).
 """
 
@@ -29,8 +30,14 @@ NEG_INF = -np.inf
 
 
 @pjit
-def _policy_reward(R, pi, lam, bias, has_bias, sbias, term, has_term, r):
+def _policy_reward(R, pi, reg, pin, r):
     """``r[s] = sum_a pi (R + bias) - lam sum_a pi log pi + sbias[s]`` (0 at terminal states)."""
+    lam = reg.lam
+    bias = reg.bias
+    has_bias = reg.has_bias
+    sbias = reg.sbias
+    term = pin.mask
+    has_term = pin.any
     S, A = R.shape[0], R.shape[1]
     for s in prange(S):
         if has_term and term[s]:
@@ -66,12 +73,17 @@ def _policy_backup(s, A, indptr, indices, probs, pi, r, gamma, V):
 
 
 @jit
-def _policy_block(lo, hi, reverse, indptr, indices, probs, pi, r, gamma, Vin, Vout, term,
-                  has_term):
+def _policy_block(lo, hi, reverse, model, pin, pi, r, Vin, Vout):
     """Apply ``T_pi`` to states ``lo..hi-1`` (``Vin is Vout``: Gauss-Seidel).
 
     Returns ``(min d, max d)`` over non-terminal states, ``d = new - old``.
     """
+    indptr = model.indptr
+    indices = model.indices
+    probs = model.probs
+    gamma = model.gamma
+    term = pin.mask
+    has_term = pin.any
     A = pi.shape[1]
     dmin = np.inf
     dmax = -np.inf
@@ -92,36 +104,34 @@ def _policy_block(lo, hi, reverse, indptr, indices, probs, pi, r, gamma, Vin, Vo
 
 
 @pjit
-def _policy_jacobi_parallel(bounds, indptr, indices, probs, pi, r, gamma, Vin, Vout, term,
-                            has_term, cmin, cmax):
+def _policy_jacobi_parallel(chunks, model, pin, pi, r, Vin, Vout):
+    bounds = chunks.bounds
+    cmin = chunks.cmin
+    cmax = chunks.cmax
     for c in prange(bounds.shape[0] - 1):
-        lo_d, hi_d = _policy_block(bounds[c], bounds[c + 1], False, indptr, indices, probs, pi,
-                                   r, gamma, Vin, Vout, term, has_term)
+        lo_d, hi_d = _policy_block(bounds[c], bounds[c + 1], False, model, pin, pi, r, Vin, Vout)
         cmin[c] = lo_d
         cmax[c] = hi_d
 
 
 @jit
-def _policy_sweep(parallel, gs, reverse, bounds, indptr, indices, probs, pi, r, gamma, Vin,
-                  Vout, term, has_term, cmin, cmax):
+def _policy_sweep(parallel, gs, reverse, chunks, model, pin, pi, r, Vin, Vout):
     """One sweep of the policy operator ``T_pi V = r + gamma P_pi V``. Returns (min d, max d)."""
     S = pi.shape[0]
     if gs:
-        return _policy_block(0, S, reverse, indptr, indices, probs, pi, r, gamma, Vout, Vout,
-                             term, has_term)
+        return _policy_block(0, S, reverse, model, pin, pi, r, Vout, Vout)
     if parallel:
-        _policy_jacobi_parallel(bounds, indptr, indices, probs, pi, r, gamma, Vin, Vout, term,
-                                has_term, cmin, cmax)
-        return cmin.min(), cmax.max()
-    return _policy_block(0, S, False, indptr, indices, probs, pi, r, gamma, Vin, Vout, term,
-                         has_term)
+        _policy_jacobi_parallel(chunks, model, pin, pi, r, Vin, Vout)
+        return chunks[1].min(), chunks[2].max()
+    return _policy_block(0, S, False, model, pin, pi, r, Vin, Vout)
 
 
 @jit
-def _policy_run(n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indices, probs, pi,
-                r, gamma, V, W, term, has_term, cmin, cmax, shift):
+def _policy_run(n_sweeps, it0, ctl, model, pin, pi, r, V, work):
     """Up to ``n_sweeps`` sweeps of ``T_pi``; stop once the span bound on ``|V - V^pi|`` <= tol.
 
+    ``ctl = (tol, c, clamp, parallel, gs)`` (:class:`fastsoft._bundles.PolicyControl`),
+    ``work = (chunks, W, shift)`` (:class:`fastsoft._bundles.PolicyWork`).
     The iterate ends in ``V`` (the last ``T_pi V``; ``W`` is scratch); ``shift``
     receives the certificate ``(lo, hi)``: ``T_pi V + lo <= V^pi <= T_pi V + hi``
     (it is the certificate buffer of ``fastsoft._certify``: with ``tol >= 0`` the
@@ -130,6 +140,14 @@ def _policy_run(n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indi
     ``tol < 0`` runs all ``n_sweeps``. Sweep ``it0 + k`` of a Gauss-Seidel run goes
     in decreasing state order when odd. Returns the number of sweeps done.
     """
+    tol = ctl.tol
+    c = ctl.c
+    clamp = ctl.clamp
+    parallel = ctl.parallel
+    gs = ctl.gs
+    chunks = work.chunks
+    W = work.W
+    shift = work.cert
     cur = V
     nxt = W
     swapped = False
@@ -139,11 +157,11 @@ def _policy_run(n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indi
     for k in range(n_sweeps):
         reverse = ((it0 + k) % 2) == 1
         if gs:
-            dmin, dmax = _policy_sweep(parallel, True, reverse, bounds, indptr, indices, probs,
-                                       pi, r, gamma, cur, cur, term, has_term, cmin, cmax)
+            dmin, dmax = _policy_sweep(parallel, True, reverse, chunks, model, pin, pi, r, cur,
+                                       cur)
         else:
-            dmin, dmax = _policy_sweep(parallel, False, False, bounds, indptr, indices, probs,
-                                       pi, r, gamma, cur, nxt, term, has_term, cmin, cmax)
+            dmin, dmax = _policy_sweep(parallel, False, False, chunks, model, pin, pi, r, cur,
+                                       nxt)
             tmp = cur
             cur = nxt
             nxt = tmp
@@ -173,11 +191,17 @@ def _policy_run(n_sweeps, it0, tol, c, clamp, parallel, gs, bounds, indptr, indi
 
 
 @pjit
-def _policy_matvec(indptr, indices, probs, pi, gamma, x, term, has_term, y):
+def _policy_matvec(model, pin, pi, x, y):
     """``y = (I - gamma P_pi) x`` (terminal rows: ``y = x``; terminal columns dropped).
 
     Rows of ``P`` are normalised by their own sum, as in the Bellman kernels.
     """
+    indptr = model.indptr
+    indices = model.indices
+    probs = model.probs
+    gamma = model.gamma
+    term = pin.mask
+    has_term = pin.any
     S, A = pi.shape[0], pi.shape[1]
     for s in prange(S):
         if has_term and term[s]:
@@ -201,12 +225,16 @@ def _policy_matvec(indptr, indices, probs, pi, gamma, x, term, has_term, y):
 
 
 @jit
-def _ppi_count(indptr, indices, pi, term, has_term, mark, counts):
+def _ppi_count(model, pin, pi, mark, counts):
     """First pass of the ``P_pi`` assembly: distinct successors per state row.
 
     ``mark`` (S,) int64 must hold values ``< 0`` on entry. ``counts`` (S + 1,)
     receives the row pointers (``counts[0] = 0``, cumulative).
     """
+    indptr = model[0]
+    indices = model[1]
+    term = pin.mask
+    has_term = pin.any
     S, A = pi.shape[0], pi.shape[1]
     counts[0] = 0
     for s in range(S):
@@ -227,11 +255,16 @@ def _ppi_count(indptr, indices, pi, term, has_term, mark, counts):
 
 
 @jit
-def _ppi_fill(indptr, indices, probs, pi, term, has_term, pos, out_ptr, out_idx, out_val):
+def _ppi_fill(model, pin, pi, pos, out_ptr, out_idx, out_val):
     """Second pass: fill ``P_pi`` rows (merged, sorted by successor, ``P`` rows normalised).
 
     ``pos`` (S,) int64 scratch must hold values ``< 0`` on entry (it is left dirty).
     """
+    indptr = model[0]
+    indices = model[1]
+    probs = model[2]
+    term = pin.mask
+    has_term = pin.any
     S, A = pi.shape[0], pi.shape[1]
     for s in range(S):
         if has_term and term[s]:
@@ -265,11 +298,13 @@ def _ppi_fill(indptr, indices, probs, pi, term, has_term, pos, out_ptr, out_idx,
 
 
 @pjit
-def _improve_hard(Q, act, thr, pi, term, has_term):
+def _improve_hard(Q, act, thr, pi, pin):
     """Greedy improvement with stable ties: keep ``act[s]`` unless some action beats
     it by more than ``thr``; then take the lowest-index maximiser. Writes the
     one-hot ``pi``; returns the number of states whose action changed.
     """
+    term = pin.mask
+    has_term = pin.any
     S, A = Q.shape[0], Q.shape[1]
     changed = 0
     for s in prange(S):
@@ -291,7 +326,7 @@ def _improve_hard(Q, act, thr, pi, term, has_term):
 
 
 @pjit
-def _improve_mirror(Q, logpi, beta, lam, term, has_term, pi):
+def _improve_mirror(Q, logpi, beta, lam, pin, pi):
     """Mirror-descent step ``pi' ∝ pi^beta exp(Q / lam)`` in log space (``beta = eta/lam``).
 
     Evaluated as ``beta log pi + (Q - max Q) / lam`` so that a tiny (even
@@ -300,6 +335,8 @@ def _improve_mirror(Q, logpi, beta, lam, term, has_term, pi):
     the support keep ``logpi = -inf``. Terminal states keep their policy.
     Returns the largest change ``max |log pi' - log pi|`` over the support.
     """
+    term = pin.mask
+    has_term = pin.any
     S, A = Q.shape[0], Q.shape[1]
     delta = 0.0
     for s in prange(S):

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _batch as KB
-from ._common import check_int, check_mdp, check_real, kernel_arrays, make_regularizer
+from . import _bundles
+from ._common import check_int, check_mdp, check_real, make_regularizer
+from ._driver import chunk_bounds, finish, kernel_tol
 from ._jit import parallel_mode, run_time
 from .mdp import TabularMDP
 from .result import SolveResult
-from .vi import DEFAULT_MAX_ITER, _chunk_bounds, _finish, kernel_tol, pessimistic_start
+from .vi import DEFAULT_MAX_ITER, pessimistic_start
 
 __all__ = ["BatchResult", "solve_batch"]
 
@@ -184,10 +186,12 @@ def solve_batch(
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
     ktol = np.array([kernel_tol(m, reg, tol, V[:, b]) for b, m in enumerate(mdps)])
-    indptr, indices, probs, _, term, has_term = kernel_arrays(mdp)
+    model, pin = _bundles.model(mdp), _bundles.pinned(mdp)
+    indptr, indices, probs = model.indptr, model.indices, model.probs
+    term, has_term = pin.mask, pin.any
     Rk = np.ascontiguousarray(R.transpose(1, 2, 0), dtype=np.float64)  # (S, A, B)
     par = parallel if parallel is not None else (S * A * B >= 20_000 or mdp.nnz * B >= 100_000)
-    bounds = _chunk_bounds(S, bool(par))
+    bounds = chunk_bounds(S, bool(par))
     nb = len(bounds) - 1
     W = np.empty_like(V)
     cmin = np.empty((nb, B))
@@ -221,7 +225,7 @@ def solve_batch(
                                "residual": hist_r[:, b].copy(), "time": np.full(done, np.nan)}}
             method = ("value_iteration[batch-jacobi]" if reg.lam == 0
                       else "soft_value_iteration[batch-jacobi]")
-            results.append(_finish(m, reg, out, tol, method, t_start))
+            results.append(finish(m, reg, out, tol, method, t_start))
     bound = np.array([r.error_bound for r in results])
     conv = bound <= tol
     status = tuple("converged" if ok else "max_iter" for ok in conv)

@@ -37,6 +37,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from . import _driver
+
 __all__ = ["ProgressCallback", "progress_callback", "solver_progress", "bound_fraction",
            "compile_notice", "kernels_cached"]
 
@@ -469,3 +471,12 @@ def solver_progress(
     with ProgressCallback(desc, tol, total=total, callback=callback,
                           catch_interrupt=True) as cb:
         yield cb
+
+
+def _bar_factory(desc: str, *, tol: float | None = None, total: int | None = None,
+                 callback: Callable[[dict], bool | None] | None = None) -> ProgressCallback:
+    return ProgressCallback(desc, tol, total=total, callback=callback, catch_interrupt=True)
+
+
+# the solvers reach the bar through this hook; they never import this module
+_driver.register_progress(_bar_factory)

@@ -17,19 +17,12 @@ from ._common import (
     check_vector,
     make_regularizer,
 )
+from ._driver import backup, pi_loop, progress_scope, roundoff_allowance
 from ._jit import parallel_mode
 from ._structure import closed_structure, reduced, restrict
 from .mdp import TabularMDP
-from .pi import _pi_loop
 from .result import SolveResult, Status
-from .vi import (
-    DEFAULT_MAX_ITER,
-    _backup,
-    one_step_values,
-    pessimistic_start,
-    roundoff_allowance,
-    soft_value_iteration,
-)
+from .vi import DEFAULT_MAX_ITER, one_step_values, pessimistic_start, soft_value_iteration
 
 __all__ = ["solve", "choose_method", "METHODS", "DENSE_MIN_ROW_NNZ", "SWITCH_MIN_SWEEPS",
            "SWITCH_FACTOR", "SWITCH_PI_BUDGET"]
@@ -284,7 +277,7 @@ def _solve_split(mdp, reg, prior, tol, method, V, max_iter, callback, progress, 
                          parallel, t_start)
         V = r.V.copy()
         V[frozen] = values[frozen]
-    _, Q, pi = _backup(mdp, V, reg)
+    _, Q, pi = backup(mdp, V, reg)
     rest_bound = 0.0 if r is None else r.error_bound
     bound = max(eps, rest_bound + eps_r) + roundoff_allowance(mdp, reg, V)
     converged = bool(bound <= tol)
@@ -354,19 +347,17 @@ def _solve_plain(mdp, reg, prior, tol, method, V, max_iter, callback, progress, 
 
 def _policy_iteration(mdp, reg, tol, method, V, max_iter, callback, progress, parallel,
                       t_start) -> SolveResult:
-    from .progress import solver_progress
-
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
-    TV, Q, pig = _backup(mdp, V, reg)
+    TV, Q, pig = backup(mdp, V, reg)
     with np.errstate(divide="ignore"):
         logpi = np.log(pig)
     evaluation = {"pi": "auto", "pi-iterative": "iterative", "mpi": "sweeps",
                   "pi-direct": "direct"}[method]
     m = 20 if method == "mpi" else None
     name = "policy_iteration" if reg.lam == 0 else "soft_policy_iteration"
-    with solver_progress(bool(progress), name.replace("_", " "), tol=tol,
+    with progress_scope(bool(progress), name.replace("_", " "), tol=tol,
                          callback=callback) as cb:
         order = "gauss-seidel" if mdp.has_terminal else "jacobi"
-        return _pi_loop(mdp, reg, reg, 0.0, V, TV, Q, pig, logpi, True, evaluation, m, tol,
-                        max_iter or 10_000, order, parallel, cb, name, t_start)
+        return pi_loop(mdp, reg, reg, 0.0, V, TV, Q, pig, logpi, True, evaluation, m, tol,
+                       max_iter or 10_000, order, parallel, cb, name, t_start)

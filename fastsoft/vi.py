@@ -7,23 +7,21 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import _bundles as B
 from . import _kernels as K
-from ._certify import STOP_BUDGET, STOP_FLOOR, bellman_allowance, check_scale, floor_message
+from ._bundles import Regularizer
+from ._certify import STOP_BUDGET, bellman_allowance, check_scale
 from ._common import (
-    PARALLEL_MIN_NNZ,
-    PARALLEL_MIN_PAIRS,
-    Regularizer,
     check_int,
     check_mdp,
     check_real,
     check_vector,
-    coded_arrays,
-    kernel_arrays,
     make_regularizer,
 )
+from ._driver import backup, chunk_bounds, finish, progress_scope, use_parallel
 from ._jit import parallel_mode, run_time
 from .mdp import TabularMDP
-from .result import SolveResult, Status
+from .result import SolveResult
 
 __all__ = ["soft_value_iteration", "value_iteration", "bellman_backup", "DEFAULT_MAX_ITER"]
 
@@ -56,19 +54,21 @@ def pessimistic_start(mdp: TabularMDP, reg: Regularizer | None = None) -> np.nda
     per step where all actions tie), which removes most of the initial error
     in the regions where the soft policy is nearly uniform.
     """
-    c = mdp._cache
-    key = ("pessimistic", 0.0, 0.0) if reg is None else ("pessimistic", reg.tau, reg.eta)
-    cacheable = reg is None or reg.log_prior is None
-    v = c.get(key) if cacheable else None
-    if v is None:
+    if reg is None:
+        reg = B.entropy_only(0.0, mdp.n_states)
+
+    def build() -> float:
         m = float(one_step_values(mdp, reg).min())
         if not np.isfinite(m):
             m = 0.0
         if mdp.has_terminal:
             m = min(m, 0.0)
-        v = m / (1.0 - mdp.gamma) if mdp.gamma < 1 else 0.0
-        if cacheable:
-            c[key] = v
+        return m / (1.0 - mdp.gamma) if mdp.gamma < 1 else 0.0
+
+    if reg.log_prior is None:
+        v = B.pessimistic_value(mdp, (reg.tau, reg.eta), build)
+    else:
+        v = build()
     V = np.full(mdp.n_states, v)
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
@@ -81,13 +81,10 @@ def one_step_values(mdp: TabularMDP, reg: Regularizer | None = None) -> np.ndarr
     ``max_a R(s, a)`` when ``lam = 0`` (``reg=None``: the hard operator);
     ``+inf`` at terminal states.
     """
-    _, _, _, R, term, has_term = kernel_arrays(mdp)
-    out = np.empty(mdp.n_states)
     if reg is None:
-        K._one_step_values(R, 0.0, np.zeros((0, 0)), False, np.zeros(mdp.n_states), term,
-                           has_term, out)
-    else:
-        K._one_step_values(R, reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, out)
+        reg = B.entropy_only(0.0, mdp.n_states)
+    out = np.empty(mdp.n_states)
+    K._one_step_values(mdp.rewards, reg.kernel, B.pinned(mdp), out)
     return out
 
 
@@ -105,13 +102,6 @@ def use_anderson(mdp: TabularMDP, reg: Regularizer, order: str) -> bool:
     return reg.lam > 0.0 and order == "gauss-seidel" and mdp.has_terminal
 
 
-def _use_parallel(mdp: TabularMDP, parallel) -> bool:
-    if parallel is None:
-        return (mdp.n_states * mdp.n_actions >= PARALLEL_MIN_PAIRS
-                or mdp.nnz >= PARALLEL_MIN_NNZ)
-    return bool(parallel)
-
-
 #: With a callback, value iteration returns to Python after at most this many stored
 #: transitions read (sweeps times nnz), about 0.1 s of sweeping.
 BATCH_ENTRIES = 20_000_000
@@ -119,19 +109,6 @@ BATCH_ENTRIES = 20_000_000
 #: With Gauss-Seidel and no terminal states, every this many sweeps is a Jacobi
 #: sweep whose two-sided certificate can stop the run.
 GS_CHECK_EVERY = 4
-
-#: Blocks of the parallel Gauss-Seidel sweep. Fixed (not the thread count), so
-#: that results do not depend on the number of threads.
-GS_BLOCKS = 8
-
-
-def _chunk_bounds(n_states: int, parallel: bool, gs: bool = False) -> np.ndarray:
-    """State ranges: Jacobi load-balancing chunks, or the fixed Gauss-Seidel blocks."""
-    if not parallel:
-        return np.array([0, n_states], dtype=np.int64)
-    n = max(1, min(n_states, GS_BLOCKS if gs else 256))
-    return np.linspace(0, n_states, n + 1).astype(np.int64)
-
 
 def bellman_backup(
     mdp: TabularMDP, V, temperature: float = 0.0, *, kl_weight: float = 0.0, prior=None
@@ -161,18 +138,7 @@ def bellman_backup(
     reg = make_regularizer(mdp, temperature, kl_weight, prior)
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0  # terminal values are 0 (SPEC 1), whatever V holds there
-    return _backup(mdp, V, reg)
-
-
-def _backup(mdp: TabularMDP, V: np.ndarray, reg: Regularizer):
-    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
-    S, A = mdp.n_states, mdp.n_actions
-    Q = np.empty((S, A))
-    pi = np.empty((S, A))
-    TV = np.empty(S)
-    K._greedy_step(indptr, indices, probs, R, mdp.gamma, V, reg.lam, reg.bias, reg.has_bias,
-                   reg.sbias, term, has_term, Q, pi, TV)
-    return TV, Q, pi
+    return backup(mdp, V, reg)
 
 
 def soft_value_iteration(
@@ -228,7 +194,8 @@ def soft_value_iteration(
         Jacobi sweeps (parallel over states on large problems) or in-place
         Gauss-Seidel sweeps alternating increasing and decreasing state order
         (on grids it carries information across the grid in one sweep). The
-        parallel Gauss-Seidel sweep splits the states into :data:`GS_BLOCKS`
+        parallel Gauss-Seidel sweep splits the states into
+        :data:`fastsoft._driver.GS_BLOCKS`
         fixed blocks, each swept in place while reading the other blocks'
         values from the start of the sweep (block Gauss-Seidel): the result
         does not depend on the number of threads.
@@ -278,20 +245,18 @@ def soft_value_iteration(
         raise ValueError(f"anderson_depth must be at most 20, got {depth}")
     S = mdp.n_states
     V = pessimistic_start(mdp, reg) if V0 is None else check_vector(V0, "V0", S)
-    par = _use_parallel(mdp, parallel)
+    par = use_parallel(mdp, parallel)
     gs = order == "gauss-seidel"
     if acceleration == "auto":
         acceleration = "anderson" if use_anderson(mdp, reg, order) else None
-    from .progress import solver_progress
-
     name = "value iteration" if reg.lam == 0 else "soft value iteration"
-    with solver_progress(bool(progress), name, tol=tol, callback=callback) as cb:
+    with progress_scope(bool(progress), name, tol=tol, callback=callback) as cb:
         out = _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, cb,
                           t_start, anderson=depth if acceleration == "anderson" else 0)
     method = f"value_iteration[{order}]" if reg.lam == 0 else f"soft_value_iteration[{order}]"
     if acceleration == "anderson":
         method += "+anderson"
-    return _finish(mdp, reg, out, tol, method, t_start)
+    return finish(mdp, reg, out, tol, method, t_start)
 
 
 def value_iteration(mdp: TabularMDP, **kwargs) -> SolveResult:
@@ -304,15 +269,14 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
 
     Returns a dict with the certified iterate (the output of the last sweep).
     """
-    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
-    cz = coded_arrays(mdp)
+    model = B.model(mdp, coded=True)
+    pin = B.pinned(mdp)
+    kreg = reg.kernel
+    has_term = mdp.has_terminal
     if has_term:
         V[mdp.terminal] = 0.0
     S = mdp.n_states
-    W = np.empty_like(V)
-    bounds = _chunk_bounds(S, par, gs)
-    cmin = np.empty(len(bounds) - 1)
-    cmax = np.empty(len(bounds) - 1)
+    cg = B.chunks(chunk_bounds(S, par, gs))
     h0 = min(max_iter, _HISTORY0)
     hist_b = np.empty(h0)
     hist_r = np.empty(h0)
@@ -326,31 +290,29 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
     if anderson:
         from . import _anderson as AA
 
-        bj = _chunk_bounds(S, par, False)
-        cj = (np.empty(len(bj) - 1), np.empty(len(bj) - 1))
-        aa = {"g": V.copy(), "snap": np.empty(S), "fp": np.empty(S), "gp": np.empty(S),
-              "dF": np.zeros((anderson, S)), "dG": np.zeros((anderson, S)),
-              "H": np.zeros((anderson, anderson)), "state": np.zeros(3, dtype=np.int64),
-              "best": np.full(1, np.inf), "part": np.empty((len(bj) - 1, 2 * anderson)),
-              "coef": np.empty(anderson)}
+        cj = B.chunks(chunk_bounds(S, par, False))
+        nj = len(cj.bounds) - 1
+        aa = B.AndersonWork(
+            cj=cj, cg=cg, g=V.copy(), snap=np.empty(S), fp=np.empty(S), gp=np.empty(S),
+            dF=np.zeros((anderson, S)), dG=np.zeros((anderson, S)),
+            H=np.zeros((anderson, anderson)), state=np.zeros(3, dtype=np.int64),
+            best=np.full(1, np.inf), part=np.empty((nj, 2 * anderson)),
+            coef=np.empty(anderson), hist_bound=hist_b, hist_resid=hist_r, cert=cert)
+        ctl = B.AndersonControl(tol, c, clamp, par, gs, bool(check_every))
         # whole maps per kernel call, so that the history survives a callback
         per_map = (3 if check_every else 2) if gs else 1
 
         def run(n, done, hist_b, hist_r):
-            return AA._vi_run_anderson(
-                n, done, tol, c, clamp, par, gs, bool(check_every), bj, bounds, indptr,
-                indices, probs, cz, R, mdp.gamma, V, aa["g"], aa["snap"], aa["fp"], aa["gp"],
-                aa["dF"], aa["dG"], aa["H"], aa["state"], aa["best"], aa["part"], aa["coef"],
-                reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, cj[0], cj[1], cmin,
-                cmax, hist_b, hist_r, cert)
+            return AA._vi_run_anderson(n, done, ctl, model, kreg, pin, V,
+                                       aa._replace(hist_bound=hist_b, hist_resid=hist_r))
     else:
         per_map = 1
+        work = B.VIWork(cg, np.empty_like(V), hist_b, hist_r, cert)
+        ctl = B.VIControl(tol, c, clamp, par, gs, check_every)
 
         def run(n, done, hist_b, hist_r):
-            return K._vi_run(n, done, tol, c, clamp, par, gs, check_every, bounds, indptr,
-                             indices, probs, cz, R, mdp.gamma, V, W, reg.lam, reg.bias,
-                             reg.has_bias, reg.sbias, term, has_term, cmin, cmax, hist_b, hist_r,
-                             cert)
+            return K._vi_run(n, done, ctl, model, kreg, pin, V,
+                             work._replace(hist_bound=hist_b, hist_resid=hist_r))
     done = 0
     interrupted = False
     batch = max_iter if callback is None else per_map
@@ -393,7 +355,7 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
             batch = min(2 * batch + 1, cap)
             batch = max(per_map, batch - batch % per_map)
     return {
-        "V": aa["g"] if anderson else V, "n_iter": done, "lo": float(cert[0]),
+        "V": aa.g if anderson else V, "n_iter": done, "lo": float(cert[0]),
         "hi": float(cert[1]), "reason": int(cert[6]),
         "history": {"error_bound": hist_b[:done].copy(), "residual": hist_r[:done].copy(),
                     "time": hist_t[:done].copy()},
@@ -405,49 +367,6 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
 #: the arrays then grow (doubling) as the run goes on.
 _HISTORY0 = 4096
 
-def roundoff_allowance(mdp: TabularMDP, reg: Regularizer, V: np.ndarray) -> float:
-    """Round-off allowance of one Bellman step at the magnitude of ``V`` (docs/certificates.md).
-
-    ``fastsoft._certify.bellman_allowance`` evaluated at ``M_out = max |V|`` and
-    ``resid = 0``: what a certificate of a combination of certified pieces (the
-    closed-set split of :func:`fastsoft.solve`) adds for its own last step.
-    """
-    vmax = float(np.max(np.abs(V))) if V.size else 0.0
-    return bellman_allowance(mdp, reg)(vmax, 0.0)
-
-
-def roundoff_from_scales(vmax: float, reward_scale: float, gamma: float) -> float:
-    """The coarse allowance ``16 eps (max|V| + max|R| + lam log A) / (1 - gamma)``.
-
-    Kept for callers that only know the scales (the distributed solver); the
-    solvers here use the derived allowance of :mod:`fastsoft._certify`.
-    """
-    return 16.0 * np.finfo(np.float64).eps * (vmax + reward_scale) / (1.0 - gamma)
-
-
-def _reward_scale(mdp: TabularMDP, reg: Regularizer) -> float:
-    c = mdp._cache
-    if "max_abs_reward" not in c:
-        c["max_abs_reward"] = float(np.abs(mdp.rewards[mdp.feasible]).max())
-    return c["max_abs_reward"] + reg.lam * np.log(mdp.n_actions)
-
-
-def kernel_tol(mdp: TabularMDP, reg: Regularizer, tol: float, V0: np.ndarray) -> float:
-    """A sweep threshold below ``tol`` for kernels without the round-off stopping rule.
-
-    The allowance is estimated from ``|V| <= max(|V0|, scale / (1 - gamma))``,
-    doubled. If it would eat more than half of ``tol``, the sweeps aim at
-    ``tol / 2`` and the result honestly reports a bound above ``tol``.
-    """
-    return sweep_tol_from_scales(tol, float(np.max(np.abs(V0))), _reward_scale(mdp, reg),
-                                 mdp.gamma)
-
-
-def sweep_tol_from_scales(tol: float, v0max: float, reward_scale: float, gamma: float) -> float:
-    """:func:`kernel_tol` from ``max|V0|`` and ``max|R| + lam log A``."""
-    vmax = max(v0max, reward_scale / (1.0 - gamma))
-    return max(tol - 2.0 * roundoff_from_scales(vmax, reward_scale, gamma), 0.5 * tol)
-
 
 def _grow(h: np.ndarray, n: int) -> np.ndarray:
     """``h`` copied into a longer array of length ``max(n, 2 len(h))``."""
@@ -456,80 +375,13 @@ def _grow(h: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _status(converged: bool, interrupted: bool, reason: int, stalled: bool, bound: float):
-    """``(status, message)`` of a result (see :class:`fastsoft.result.Status`)."""
-    if converged:
-        return Status.CONVERGED, "converged"
-    if interrupted:
-        return Status.INTERRUPTED, "interrupted"
-    if reason == STOP_FLOOR:
-        return Status.ROUND_OFF_FLOOR, floor_message(bound)
-    if stalled:
-        return Status.STALLED, f"stalled: best certified bound {bound:.3g}"
-    return Status.MAX_ITER, f"max_iter reached: certified bound {bound:.3g}"
-
-
-def _finish(mdp, reg, out, tol, method, t_start, extra=None, stalled=False) -> SolveResult:
-    """Midpoint extrapolation, a last greedy step, and the tightest certified bound.
-
-    Two certificates of the returned ``V``, each with the round-off allowance of
-    the magnitudes of the step that certifies it (``fastsoft._certify``): the
-    run's last sweep (``out["lo"], out["hi"]`` around its output, before the
-    midpoint shift) and one more Bellman step of the returned ``V``.
-    """
-    V = out["V"]
-    live = slice(None) if not mdp.has_terminal else ~mdp.terminal
-    lo, hi = out["lo"], out["hi"]
-    n = out["n_iter"]
-    allow = bellman_allowance(mdp, reg)
-    bound = np.inf
-    residual = np.nan
-    if n > 0 or "resid" in out:  # (policy iteration may certify its start: n = 0)
-        residual = float(out["resid"] if "resid" in out else out["history"]["residual"][-1])
-        if np.isfinite(lo) and np.isfinite(hi):
-            m_out = float(np.abs(V).max()) if V.size else 0.0
-            V[live] += 0.5 * (lo + hi)
-            bound = 0.5 * (hi - lo) + allow(m_out, residual)
-    TV, Q, pi = _backup(mdp, V, reg)
-    # second certificate from the returned V itself: V* - V in [d + c lo', d + c hi']
-    d = (TV - V)[live]
-    if d.size:
-        c = mdp.gamma / (1.0 - mdp.gamma)
-        dmin, dmax = float(d.min()), float(d.max())
-        if mdp.has_terminal:
-            lo2, hi2 = c * min(dmin, 0.0), c * max(dmax, 0.0)
-        else:
-            lo2, hi2 = c * dmin, c * dmax
-        r2 = max(abs(dmin), abs(dmax))
-        bound2 = max(dmax + hi2, -(dmin + lo2), 0.0) + allow(float(np.abs(TV).max()), r2)
-        bound = min(bound, bound2)
-        if n == 0:
-            residual = r2
-    else:
-        bound = 0.0
-    if not np.isfinite(bound):
-        bound = np.inf
-    converged = bool(bound <= tol)
-    status, message = _status(converged, out["interrupted"], out.get("reason", STOP_BUDGET),
-                              stalled, bound)
-    return SolveResult(
-        V=V, Q=Q, policy=pi, n_iter=n, residual=residual, error_bound=float(bound),
-        converged=converged, history=out["history"], method=method,
-        temperature=reg.tau, kl_weight=reg.eta, horizon=None, tol=tol,
-        wall_time=run_time(t_start), interrupted=out["interrupted"],
-        extra=extra or {}, status=status, message=message,
-    )
-
-
 def _finite(mdp, reg, H, V0, t_start) -> SolveResult:
-    indptr, indices, probs, R, term, has_term = kernel_arrays(mdp)
     S, A = mdp.n_states, mdp.n_actions
     VT = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
     Vt = np.empty((H + 1, S))
     Qt = np.empty((H, S, A))
     pit = np.empty((H, S, A))
-    K._finite_horizon(H, indptr, indices, probs, R, mdp.gamma, VT, reg.lam, reg.bias,
-                      reg.has_bias, reg.sbias, term, has_term, Vt, Qt, pit)
+    K._finite_horizon(H, B.model(mdp), reg.kernel, B.pinned(mdp), VT, Vt, Qt, pit)
     method = "backward_induction" if reg.lam == 0 else "soft_backward_induction"
     return SolveResult(
         V=Vt, Q=Qt, policy=pit, n_iter=H, residual=0.0, error_bound=0.0, converged=True,

@@ -168,8 +168,8 @@ def test_accelerated_answer_is_certified(S, A, gamma, tau, terminal, order, dept
 @pytest.mark.parametrize("tau,eta,use_prior", [(0.0, 0.0, False), (0.3, 0.0, False),
                                                (0.2, 0.4, False), (0.2, 0.4, True)])
 def test_one_step_values_match_the_reference_backup_of_zero(name, tau, eta, use_prior):
+    from fastsoft import _bundles as B
     from fastsoft import _kernels as K
-    from fastsoft._common import kernel_arrays
 
     mdp = ZOO[name]
     prior = None
@@ -178,9 +178,8 @@ def test_one_step_values_match_the_reference_backup_of_zero(name, tau, eta, use_
         mu[~mdp.feasible] = 0.0
         prior = mu / mu.sum(axis=1, keepdims=True)
     reg = make_regularizer(mdp, tau, eta, prior)
-    _, _, _, R, term, has_term = kernel_arrays(mdp)
     out = np.empty(mdp.n_states)
-    K._one_step_values(R, reg.lam, reg.bias, reg.has_bias, reg.sbias, term, has_term, out)
+    K._one_step_values(mdp.rewards, reg.kernel, B.pinned(mdp), out)
     exp = ref.bellman_backup(mdp, np.zeros(mdp.n_states), tau, eta, prior)[0]
     live = np.ones(mdp.n_states, bool) if mdp.terminal is None else ~mdp.terminal
     np.testing.assert_allclose(out[live], exp[live], rtol=1e-12, atol=1e-12)

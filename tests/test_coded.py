@@ -5,7 +5,7 @@ import pytest
 from conftest import dense_random_mdp
 
 import fastsoft as fs
-from fastsoft import _common
+from fastsoft import _bundles
 from fastsoft import reference as ref
 
 
@@ -21,7 +21,7 @@ def _decode(mdp, cz):
     fs.mattar_daw_maze(),
 ])
 def test_codes_are_lossless(mdp):
-    cz = _common.coded_arrays(mdp, min_nnz=0)
+    cz = _bundles.coded_arrays(mdp, min_nnz=0)
     assert cz[0].dtype == np.uint8 and cz[0].shape == (mdp.nnz,)
     assert 0 < len(cz[1]) <= 256
     idx, p = _decode(mdp, cz)
@@ -33,11 +33,11 @@ def test_codes_are_lossless(mdp):
 
 def test_no_codes_when_they_do_not_pay():
     small = fs.gridworld(5, 5, slip=0.1)
-    assert _common.coded_arrays(small)[0].size == 0  # below CODED_MIN_NNZ
+    assert _bundles.coded_arrays(small)[0].size == 0  # below CODED_MIN_NNZ
     garnet = fs.random_mdp(2000, 4, 5, gamma=0.9, seed=0)  # > 256 distinct pairs
-    assert _common.coded_arrays(garnet, min_nnz=0)[0].size == 0
+    assert _bundles.coded_arrays(garnet, min_nnz=0)[0].size == 0
     long_rows = dense_random_mdp(20, 2, 0.9, 0)  # rows of 20 entries
-    assert _common.coded_arrays(long_rows, min_nnz=0)[0].size == 0
+    assert _bundles.coded_arrays(long_rows, min_nnz=0)[0].size == 0
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.2])
@@ -47,8 +47,8 @@ def test_sweeps_are_identical(monkeypatch, tau, order, parallel):
     mdp = fs.gridworld(40, 50, slip=0.2, walls=[(5, 5), (6, 5), (7, 5)], gamma=0.97)
     out = []
     for min_nnz in (0, 10**15):
-        monkeypatch.setattr(_common, "CODED_MIN_NNZ", min_nnz)
-        assert (_common.coded_arrays(mdp)[0].size > 0) == (min_nnz == 0)
+        monkeypatch.setattr(_bundles, "CODED_MIN_NNZ", min_nnz)
+        assert (_bundles.coded_arrays(mdp)[0].size > 0) == (min_nnz == 0)
         out.append(fs.soft_value_iteration(mdp, tau, tol=1e-9, order=order, parallel=parallel))
     coded, plain = out
     assert coded.n_iter == plain.n_iter
@@ -65,7 +65,7 @@ def test_sweeps_are_identical(monkeypatch, tau, order, parallel):
 ])
 def test_codes_match_the_reference(mdp):
     exp = ref.dictionary_codes(mdp)
-    got = _common.coded_arrays(mdp, min_nnz=0)
+    got = _bundles.coded_arrays(mdp, min_nnz=0)
     if exp is None:
         assert got[0].size == 0
         return

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastsoft as fs
+from fastsoft import _bundles as B
 from fastsoft import _pi_kernels as PK
-from fastsoft._common import kernel_arrays
 from fastsoft.pi import (
     modified_policy_iteration,
     policy_evaluation,
@@ -83,27 +83,23 @@ def test_policy_matrix_matches_reference(mdp, seed, det):
 def test_policy_sweep_and_matvec_match_reference(mdp, seed):
     rng = np.random.default_rng(seed)
     pi = _random_policy(mdp, seed)
-    indptr, indices, probs, _, term, has_term = kernel_arrays(mdp)
+    model, pin = B.model(mdp), B.pinned(mdp)
     r = ref.policy_reward(mdp, pi, 0.1)
     V = rng.normal(size=mdp.n_states)
     if mdp.has_terminal:
         V[mdp.terminal] = 0.0
     W = np.empty_like(V)
-    bounds = np.array([0, mdp.n_states], dtype=np.int64)
-    cmin, cmax = np.empty(1), np.empty(1)
-    PK._policy_sweep(False, False, False, bounds, indptr, indices, probs, pi, r, mdp.gamma,
-                     V, W, term, has_term, cmin, cmax)
+    one = B.chunks(np.array([0, mdp.n_states], dtype=np.int64))
+    PK._policy_sweep(False, False, False, one, model, pin, pi, r, V, W)
     np.testing.assert_allclose(W, ref.policy_operator(mdp, pi, r, V), rtol=1e-12, atol=1e-12)
     # parallel Jacobi sweep: same numbers
     bounds4 = np.linspace(0, mdp.n_states, 5).astype(np.int64)
     W2 = np.empty_like(V)
-    c4, d4 = np.empty(4), np.empty(4)
-    PK._policy_sweep(True, False, False, bounds4, indptr, indices, probs, pi, r, mdp.gamma,
-                     V, W2, term, has_term, c4, d4)
+    PK._policy_sweep(True, False, False, B.chunks(bounds4), model, pin, pi, r, V, W2)
     np.testing.assert_array_equal(W, W2)
     x = rng.normal(size=mdp.n_states)
     y = np.empty_like(x)
-    PK._policy_matvec(indptr, indices, probs, pi, mdp.gamma, x, term, has_term, y)
+    PK._policy_matvec(model, pin, pi, x, y)
     np.testing.assert_allclose(y, ref.policy_matvec(mdp, pi, x), rtol=1e-12, atol=1e-12)
 
 
@@ -115,10 +111,10 @@ def test_improve_hard_matches_reference(seed):
     Q += rng.normal(scale=1e-3, size=Q.shape) * (rng.random(Q.shape) < 0.3)
     act = rng.integers(0, A, size=S)
     pi = np.eye(A)[act]
-    term = np.zeros(S, dtype=np.uint8)
+    pin = B.Pinned(np.zeros(S, dtype=np.uint8), False, np.zeros(0))
     thr = 5e-4
     a2 = act.astype(np.int64).copy()
-    changed = PK._improve_hard(Q, a2, thr, pi, term, False)
+    changed = PK._improve_hard(Q, a2, thr, pi, pin)
     want = ref.improve_hard(Q, act, thr)
     np.testing.assert_array_equal(a2, want)
     assert changed == int((want != act).sum())
@@ -138,8 +134,8 @@ def test_improve_mirror_matches_reference(seed):
     with np.errstate(divide="ignore"):
         logpi = np.log(pi)
     out = np.empty_like(pi)
-    PK._improve_mirror(Q, logpi, eta / (tau + eta), tau + eta, np.zeros(S, np.uint8), False,
-                       out)
+    pin = B.Pinned(np.zeros(S, np.uint8), False, np.zeros(0))
+    PK._improve_mirror(Q, logpi, eta / (tau + eta), tau + eta, pin, out)
     np.testing.assert_allclose(out, ref.improve_mirror(Q, pi, tau, eta), rtol=1e-12,
                                atol=1e-14)
     np.testing.assert_allclose(np.exp(logpi), out, rtol=1e-12, atol=1e-14)

@@ -159,8 +159,8 @@ def test_numpy_value_iteration_certified(user_zoo):
 
 def test_evaluation_choice_by_envelope(user_zoo):
     """Direct LU only where the factor provably stays sparse, not by the state count."""
+    from fastsoft._driver import auto_evaluation as _auto_evaluation
     from fastsoft._structure import DIRECT_MAX_FILL, envelope_fill
-    from fastsoft.pi import _auto_evaluation
 
     chain = user_zoo["chain"]
     assert envelope_fill(chain) <= 5 * chain.n_states  # bandwidth 1 after RCM (or 2)

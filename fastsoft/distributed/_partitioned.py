@@ -9,9 +9,10 @@ from collections.abc import Callable
 import numpy as np
 
 from .._common import check_int, check_real
+from .._driver import progress_scope, roundoff_from_scales, sweep_tol_from_scales
 from ..mdp import TabularMDP
 from ..result import SolveResult
-from ..vi import DEFAULT_MAX_ITER, roundoff_from_scales, sweep_tol_from_scales
+from ..vi import DEFAULT_MAX_ITER
 from ._block import BlockState
 from ._map import _dask
 from .blocks import SliceBlocks, partition
@@ -315,8 +316,6 @@ def _routing(infos, cuts):
 
 def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, max_iter,
              retries, callback, progress, t_start):
-    from ..progress import solver_progress
-
     n = len(blocks.actors)
     infos = blocks.call("describe", [()] * n)[0]
     send, gather = _routing(infos, cuts)
@@ -349,7 +348,7 @@ def _iterate(blocks, cuts, S, A, gamma, tau, eta, log_prior, tol, order, spr, ma
     recovered_n = 0
     valid = False
     name = "partitioned value iteration"
-    with solver_progress(bool(progress), name, tol=tol, callback=callback) as cb:
+    with progress_scope(bool(progress), name, tol=tol, callback=callback) as cb:
         while done < max_iter:
             k_now = min(k_now, max_iter - done)
             outs, lost = blocks.call("round", [(B[g], k_now, order == "gauss-seidel", done)

@@ -320,10 +320,10 @@ def _outputs(cfg) -> tuple:
     )
 
 
-def _kernel_order(outs: tuple) -> tuple:
-    """:func:`_outputs` (the order of :func:`_wrap`) in the order of :func:`K._train_runs`."""
+def _kernel_state(outs: tuple) -> K.TrainState:
+    """:func:`_outputs` (the order of :func:`_wrap`) as the kernels' :class:`K.TrainState`."""
     qbar, sigma, scalars, n_steps, returns, counts, hist, hist_entropy = outs
-    return qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars
+    return K.TrainState(qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars)
 
 
 #: Wall-clock time aimed at per chunk of episodes when ``train`` reports progress.
@@ -354,6 +354,7 @@ def _run_chunked(cfg, args: tuple, outs: tuple, callback) -> tuple[int, bool]:
     hist = outs[6]
     eval_at = cfg["eval_at"]
     cursor = np.zeros(1, dtype=np.int64)  # episodes done, set by the kernel
+    state = _kernel_state(outs)
     t0 = time.perf_counter()
     size = 1 if _CHUNK_EPISODES is None else _CHUNK_EPISODES
 
@@ -371,8 +372,8 @@ def _run_chunked(cfg, args: tuple, outs: tuple, callback) -> tuple[int, bool]:
             start = int(cursor[0])
             stop = min(n_ep, start + size)
             tc = time.perf_counter()
-            K._train_runs(*args[:4], np.int64(start), np.int64(stop), *args[4:],
-                          *_kernel_order(outs), cursor)
+            K._train_runs(*args[:4], np.int64(start), np.int64(stop), *args[4:], state,
+                          cursor)
             size = _next_chunk(stop - start, time.perf_counter() - tc)
             if report():
                 break
@@ -556,18 +557,22 @@ def train(
     rngs = NumbaList([g[0] for g in gens])
     erngs = NumbaList([g[1] for g in gens])
     outs = _outputs(cfg)
-    # the kernel's arguments, less (ep_start, ep_stop) after the fourth and the outputs
+    # the kernel's arguments, less (ep_start, ep_stop) after the fourth, the state and cursor
     args = (
-        _env(cfg["mdp"]), _env(cfg["mdp2"]), np.int64(cfg["switch_at"]), cfg["hp"],
-        np.int64(cfg["n_traj"]), np.int64(cfg["psi"]),
-        np.int64(cfg["cost"]), cfg["entropy_bonus"], np.int64(cfg["update"]),
-        np.int64(cfg["alloc"]), cfg["smin"], cfg["smax"],
-        np.int64(NO_LIMIT if cfg["max_steps"] is None else cfg["max_steps"]),
-        cfg["eval_at"], np.int64(cfg["n_eval"]), rngs, erngs,
+        _env(cfg["mdp"]), _env(cfg["mdp2"]),
+        K.TrainConfig(
+            np.int64(cfg["switch_at"]), np.int64(cfg["n_traj"]), np.int64(cfg["psi"]),
+            np.int64(cfg["cost"]),
+            cfg["entropy_bonus"], np.int64(cfg["update"]), np.int64(cfg["alloc"]),
+            cfg["smin"], cfg["smax"],
+            np.int64(NO_LIMIT if cfg["max_steps"] is None else cfg["max_steps"]),
+            cfg["eval_at"], np.int64(cfg["n_eval"]),
+        ),
+        cfg["hp"], rngs, erngs,
     )
     if callback is None:
         K._train_runs(*args[:4], np.int64(0), np.int64(cfg["n_episodes"]), *args[4:],
-                      *_kernel_order(outs), np.zeros(1, dtype=np.int64))
+                      _kernel_state(outs), np.zeros(1, dtype=np.int64))
         return _wrap(cfg, *outs)
     done, interrupted = _run_chunked(cfg, args, outs, callback)
     return _wrap(cfg, *outs, done=done, interrupted=interrupted)
@@ -675,9 +680,9 @@ def estimate_gradient(
     out_r = np.zeros((a["n_traj"], S, A))
     out_h = np.zeros((a["n_traj"], S, A))
     out_v = np.zeros((a["n_traj"], S))
-    steps = K._gradient_samples(env, a["qbar"], a["sigma"], a["beta"], a["lam"],
-                                np.int64(a["psi"]), a["entropy_bonus"], np.int64(a["max_steps"]),
-                                rng, out_r, out_h, out_v)
+    ro = K.Rollout(a["beta"], a["lam"], np.int64(a["psi"]), a["entropy_bonus"],
+                   np.int64(a["max_steps"]))
+    steps = K._gradient_samples(env, a["qbar"], a["sigma"], ro, rng, out_r, out_h, out_v)
     return GradientEstimate(
         reward=out_r, entropy=out_h, visits=out_v,
         cost=_cost_gradient(env, a["sigma"], out_v.mean(axis=0), a["lam"], a["sigma_base"],

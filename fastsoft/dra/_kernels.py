@@ -38,6 +38,8 @@ without a data-dependent branch.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .._jit import ijit, jit, pjit, prange
@@ -157,11 +159,33 @@ def _kl(sigma, sigma_base):
     return np.log(sigma_base / sigma) + sigma * sigma / (2.0 * sigma_base * sigma_base) - 0.5
 
 
+#: Per-run scratch buffers of the episode kernels, allocated once per run.
+Scratch = namedtuple("Scratch", "zeta p p2 pbar qmean eg hg touched tlist w")
+#: The sums the gradient rollouts add to: reward and entropy gradients, state visits.
+Grads = namedtuple("Grads", "grad_r grad_h visits")
+#: What a gradient rollout needs to know besides the memories.
+Rollout = namedtuple("Rollout", "beta lam psi entropy_bonus max_steps")
+
+
 @jit
-def _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rng, zeta, p,
-                   p2, counts):
-    """One learning episode with online updates of ``qbar``; returns (steps, return)."""
+def _new_scratch(S, A):
+    """A fresh :class:`Scratch` for ``S`` states and ``A`` actions."""
+    return Scratch(np.empty(A), np.empty(A), np.empty(A), np.empty(A), np.empty(S),
+                   np.zeros((S, A)), np.zeros((S, A)), np.zeros(S, dtype=np.bool_),
+                   np.empty(S, dtype=np.int64), np.ones(S))
+
+
+@jit
+def _learn_episode(env, qbar, sigma, hp, update, max_steps, rng, scr, counts):
+    """One learning episode with online updates of ``qbar``; returns (steps, return).
+    ``hp`` as in :func:`_train_one`; ``scr`` a :class:`Scratch`."""
     indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum = env
+    beta = hp[0]
+    alpha_q = hp[4]
+    gamma = hp[6]
+    zeta = scr.zeta
+    p = scr.p
+    p2 = scr.p2
     A = qbar.shape[1]
     s = _initial_state(init_states, init_cum, rng)
     t = 0
@@ -212,12 +236,27 @@ def _feasible_means(qbar, feasible, out):
 
 
 @jit
-def _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, n_traj, rng,
-                   zeta, p, qmean, eg, hg, touched, tlist, grad_r, grad_h, visits):
-    """``n_traj`` rollouts with frozen ``qbar, sigma``; adds to the sums ``grad_r`` (reward
-    score-function gradient), ``grad_h`` (``lam/T`` times the pathwise action-entropy gradient)
-    and ``visits`` (state visits). Returns the number of steps. ``qmean`` is scratch (S,)."""
+def _grad_rollouts(env, qbar, sigma, ro, n_traj, rng, scr, grads):
+    """``n_traj`` rollouts with frozen ``qbar, sigma``; adds to the sums of the
+    :class:`Grads` ``grads``: ``grad_r`` (reward score-function gradient), ``grad_h``
+    (``lam/T`` times the pathwise action-entropy gradient) and ``visits`` (state visits).
+    ``ro`` is a :class:`Rollout`, ``scr`` a :class:`Scratch`. Returns the number of steps."""
     indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum = env
+    beta = ro.beta
+    lam = ro.lam
+    psi = ro.psi
+    entropy_bonus = ro.entropy_bonus
+    max_steps = ro.max_steps
+    zeta = scr.zeta
+    p = scr.p
+    qmean = scr.qmean
+    eg = scr.eg
+    hg = scr.hg
+    touched = scr.touched
+    tlist = scr.tlist
+    grad_r = grads.grad_r
+    grad_h = grads.grad_h
+    visits = grads.visits
     A = qbar.shape[1]
     per_traj = psi == PSI_RETURN or entropy_bonus
     if psi == PSI_ADVANTAGE:
@@ -281,22 +320,15 @@ def _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, n
 
 
 @jit
-def _gradient_samples(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, rng,
-                      out_r, out_h, out_v):
-    """Per-trajectory gradient samples: ``out_r[j], out_h[j], out_v[j]`` of rollout ``j``."""
+def _gradient_samples(env, qbar, sigma, ro, rng, out_r, out_h, out_v):
+    """Per-trajectory gradient samples: ``out_r[j], out_h[j], out_v[j]`` of rollout ``j``
+    (``ro`` a :class:`Rollout`)."""
     S, A = qbar.shape
-    zeta = np.empty(A)
-    p = np.empty(A)
-    qmean = np.empty(S)
-    eg = np.zeros((S, A))
-    hg = np.zeros((S, A))
-    touched = np.zeros(S, dtype=np.bool_)
-    tlist = np.empty(S, dtype=np.int64)
+    scr = _new_scratch(S, A)
     steps = 0
     for j in range(out_r.shape[0]):
-        steps += _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps, 1,
-                                rng, zeta, p, qmean, eg, hg, touched, tlist, out_r[j], out_h[j],
-                                out_v[j])
+        steps += _grad_rollouts(env, qbar, sigma, ro, 1, rng, scr,
+                                Grads(out_r[j], out_h[j], out_v[j]))
     return steps
 
 
@@ -357,9 +389,20 @@ def _apply_scalar(memory, w, scalar, smin, smax, sigma):
 
 
 @jit
-def _update_sigma(memory, sigma, grad_r, grad_h, visits, n_traj, lam, sigma_base, alpha_sigma,
-                  cost, alloc, w, scalar, smin, smax):
-    """One gradient step on ``sigma`` (DRA) or on the shared scalar; returns the scalar."""
+def _update_sigma(memory, sigma, grads, hp, cfg, w, scalar):
+    """One gradient step on ``sigma`` (DRA) or on the shared scalar; returns the scalar.
+    ``grads`` a :class:`Grads`, ``hp`` and ``cfg`` as in :func:`_train_one`."""
+    grad_r = grads.grad_r
+    grad_h = grads.grad_h
+    visits = grads.visits
+    lam = hp[1]
+    sigma_base = hp[2]
+    alpha_sigma = hp[5]
+    n_traj = cfg.n_traj
+    cost = cfg.cost
+    alloc = cfg.alloc
+    smin = cfg.smin
+    smax = cfg.smax
     S, A = sigma.shape
     sb2 = sigma_base * sigma_base
     total = 0.0
@@ -386,12 +429,22 @@ def _update_sigma(memory, sigma, grad_r, grad_h, visits, n_traj, lam, sigma_base
 
 
 @jit
-def _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus, max_steps, n_eval,
-              rng, zeta, p, pbar, out, out_entropy):
+def _evaluate(env, qbar, sigma, hp, cfg, rng, scr, out, out_entropy):
     """``n_eval`` fresh rollouts: ``out = (reward, cost, entropy term, objective)``; the
     entropy of the mean choice distribution of every non-terminal state (``n_eval`` draws
-    each) into ``out_entropy``. Returns the number of steps."""
+    each) into ``out_entropy``. Returns the number of steps. ``hp``, ``cfg`` as in
+    :func:`_train_one`, ``scr`` a :class:`Scratch`."""
     indptr, indices, probs, det, rewards, feasible, memory, terminal, init_states, init_cum = env
+    beta = hp[0]
+    lam = hp[1]
+    sigma_base = hp[2]
+    cost = cfg.cost
+    entropy_bonus = cfg.entropy_bonus
+    max_steps = cfg.max_steps
+    n_eval = cfg.n_eval
+    zeta = scr.zeta
+    p = scr.p
+    pbar = scr.pbar
     S, A = qbar.shape
     kl_alloc = 0.0
     kls = np.zeros(S)
@@ -450,12 +503,25 @@ def _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus, max_
     return steps
 
 
+#: The settings shared by every run (all but the per-run hyperparameters ``hp``);
+#: ``switch_episode``: the first episode played in the second environment.
+TrainConfig = namedtuple(
+    "TrainConfig",
+    "switch_episode n_traj psi cost entropy_bonus update alloc smin smax max_steps eval_at "
+    "n_eval",
+)
+#: The state and outputs of the runs, each with a leading run axis.
+TrainState = namedtuple(
+    "TrainState", "qbar sigma returns counts hist hist_entropy n_steps scalars"
+)
+
+
 @jit
-def _train_one(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, cost,
-               entropy_bonus, update, alloc, smin, smax, max_steps, eval_at, n_eval, rng, erng,
-               qbar, sigma, returns, counts, hist, hist_entropy, scalar):
-    """Episodes ``ep_start .. ep_stop - 1`` of one DRA run.
-    ``hp = (beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma)``.
+def _train_one(env1, env2, cfg, hp, ep_start, ep_stop, rng, erng, qbar, sigma, out, scalar):
+    """Episodes ``ep_start .. ep_stop - 1`` of one DRA run in the environment tuples
+    ``env1`` then ``env2``; ``cfg`` a :class:`TrainConfig`,
+    ``hp = (beta, lam, sigma_base, sigma0, alpha_q, alpha_sigma, gamma)``,
+    ``out = (returns, counts, hist, hist_entropy)`` of this run.
 
     The state of the run lives in its arguments, so that a run split into chunks of
     episodes resumes exactly where it stopped: ``qbar, sigma`` (S, A) and ``counts`` (S,)
@@ -465,22 +531,28 @@ def _train_one(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, c
     ``k`` with ``ep_start < eval_at[k] <= ep_stop`` into ``hist`` (P, 4) and
     ``hist_entropy`` (P, S). Returns (steps of these episodes, scalar).
     """
-    beta, lam, sigma_base, alpha_q, alpha_sigma, gamma = (
-        hp[0], hp[1], hp[2], hp[4], hp[5], hp[6])  # hp[3] = sigma0: the caller's
+    # fields by name, never unpacked (see fastsoft._bundles: unpacked arrays can be copies)
+    switch_episode = cfg.switch_episode
+    n_traj = cfg.n_traj
+    update = cfg.update
+    alloc = cfg.alloc
+    smin = cfg.smin
+    smax = cfg.smax
+    max_steps = cfg.max_steps
+    eval_at = cfg.eval_at
+    returns = out[0]
+    counts = out[1]
+    hist = out[2]
+    hist_entropy = out[3]
+    # hp[3] = sigma0: the caller's
+    ro = Rollout(hp[0], hp[1], cfg.psi, cfg.entropy_bonus, max_steps)
     S, A = qbar.shape
-    zeta = np.empty(A)
-    p = np.empty(A)
-    p2 = np.empty(A)
-    pbar = np.empty(A)
-    grad_r = np.zeros((S, A))
-    grad_h = np.zeros((S, A))
-    qmean = np.empty(S)
-    eg = np.zeros((S, A))
-    hg = np.zeros((S, A))
-    visits = np.zeros(S)
-    touched = np.zeros(S, dtype=np.bool_)
-    tlist = np.empty(S, dtype=np.int64)
-    w = np.ones(S)
+    scr = _new_scratch(S, A)
+    grads = Grads(np.zeros((S, A)), np.zeros((S, A)), np.zeros(S))
+    grad_r = grads.grad_r
+    grad_h = grads.grad_h
+    visits = grads.visits
+    w = scr.w
     steps = 0
     n_points = eval_at.shape[0]
     k = 0  # the first evaluation point not yet reached (eval_at is increasing)
@@ -489,8 +561,7 @@ def _train_one(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, c
     for ep in range(ep_start, ep_stop):
         env = env1 if ep < switch_episode else env2
         memory = env[6]
-        t, ret = _learn_episode(env, qbar, sigma, beta, gamma, alpha_q, update, max_steps, rng,
-                                zeta, p, p2, counts)
+        t, ret = _learn_episode(env, qbar, sigma, hp, update, max_steps, rng, scr, counts)
         steps += t
         returns[ep] = ret
         if alloc != ALLOC_DRA:
@@ -499,35 +570,37 @@ def _train_one(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, c
         grad_r[:] = 0.0
         grad_h[:] = 0.0
         visits[:] = 0.0
-        steps += _grad_rollouts(env, qbar, sigma, beta, lam, psi, entropy_bonus, max_steps,
-                                n_traj, rng, zeta, p, qmean, eg, hg, touched, tlist, grad_r,
-                                grad_h, visits)
-        scalar = _update_sigma(memory, sigma, grad_r, grad_h, visits, n_traj, lam, sigma_base,
-                               alpha_sigma, cost, alloc, w, scalar, smin, smax)
+        steps += _grad_rollouts(env, qbar, sigma, ro, n_traj, rng, scr, grads)
+        scalar = _update_sigma(memory, sigma, grads, hp, cfg, w, scalar)
         while k < n_points and eval_at[k] == ep + 1:
-            steps += _evaluate(env, qbar, sigma, beta, lam, sigma_base, cost, entropy_bonus,
-                               max_steps, n_eval, erng, zeta, p, pbar, hist[k], hist_entropy[k])
+            steps += _evaluate(env, qbar, sigma, hp, cfg, erng, scr, hist[k], hist_entropy[k])
             k += 1
     return steps, scalar
 
 
 @pjit
-def _train_runs(env1, env2, switch_episode, hp, ep_start, ep_stop, n_traj, psi, cost,
-                entropy_bonus, update, alloc, smin, smax, max_steps, eval_at, n_eval, rngs,
-                erngs, qbar, sigma, returns, counts, hist, hist_entropy, n_steps, scalars,
-                cursor):
+def _train_runs(env1, env2, cfg, hp, ep_start, ep_stop, rngs, erngs, state, cursor):
     """Episodes ``ep_start .. ep_stop - 1`` of independent runs in parallel (one generator
-    pair and one scratch set per run), resuming from the state in ``qbar, sigma, counts``,
-    ``scalars`` and the generators; adds the steps to ``n_steps``. With ``ep_start = 0``
-    the state must be the initial one (see :func:`_train_one`). Sets ``cursor[0] = ep_stop``
-    when done (the episodes the state holds, whatever interrupts the caller)."""
+    pair and one scratch set per run), resuming from the :class:`TrainState` ``state``
+    (``qbar, sigma, counts``, ``scalars``) and the generators; adds the steps to
+    ``state.n_steps``. ``hp`` (runs, 7) holds each run's hyperparameters. With
+    ``ep_start = 0`` the state must be the initial one (see :func:`_train_one`). Sets
+    ``cursor[0] = ep_stop`` when done (the episodes the state holds, whatever interrupts
+    the caller)."""
+    qbar = state.qbar
+    sigma = state.sigma
+    returns = state.returns
+    counts = state.counts
+    hist = state.hist
+    hist_entropy = state.hist_entropy
+    n_steps = state.n_steps
+    scalars = state.scalars
     n_runs = qbar.shape[0]
     for r in prange(n_runs):
         i = np.int64(r)
-        st, sc = _train_one(env1, env2, switch_episode, hp[i], ep_start, ep_stop, n_traj, psi,
-                            cost, entropy_bonus, update, alloc, smin, smax, max_steps, eval_at,
-                            n_eval, rngs[i], erngs[i], qbar[i], sigma[i], returns[i], counts[i],
-                            hist[i], hist_entropy[i], scalars[i])
+        st, sc = _train_one(env1, env2, cfg, hp[i], ep_start, ep_stop, rngs[i], erngs[i], qbar[i],
+                            sigma[i], (returns[i], counts[i], hist[i], hist_entropy[i]),
+                            scalars[i])
         n_steps[i] += st
         scalars[i] = sc
     cursor[0] = ep_stop
