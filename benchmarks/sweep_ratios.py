@@ -24,7 +24,7 @@ import fastsoft as fs
 from fastsoft import _bundles as B
 from fastsoft import _kernels as K
 from fastsoft import reference as ref
-from fastsoft._common import make_regularizer
+from fastsoft._bundles import make_regularizer
 from fastsoft._driver import chunk_bounds
 from fastsoft.benchmarking import median_time
 from fastsoft.vi import pessimistic_start

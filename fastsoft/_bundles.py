@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_prior, check_real
 from .mdp import TabularMDP
 
 # ------------------------------------------------------------------------- cache owner
@@ -70,8 +71,19 @@ CACHE_KEYS = {
     "no_terminal": "sampling: read-only all-False terminal mask",
     "row_cumsum": "sampling: read-only cumulative row probabilities",
     "pair_matrix": "sampling: sparse (S*A, S) transition matrix",
+    "probs_f64": "sampling: read-only float64 probabilities (float32 MDPs)",
+    "rewards_f64": "sampling: read-only float64 rewards (float32 MDPs)",
     "dra_env": "DRA kernels' environment tuple",
+    "dra_trap_state": "DRA: a start-reachable state that reaches no terminal state, or None",
+    "closed_structure": "solve: the closed sets of the support graph (fastsoft._structure)",
 }
+
+
+def share_transition_cache(src: TabularMDP, dst: TabularMDP) -> None:
+    """Give ``dst`` (same transition arrays as ``src``) the transition-only entries of
+    ``src``'s cache (the coded transitions)."""
+    if "coded" in src._cache:
+        dst._cache["coded"] = src._cache["coded"]
 
 
 def memo(mdp: TabularMDP, key: str, build: Callable[[], Any]) -> Any:
@@ -81,7 +93,9 @@ def memo(mdp: TabularMDP, key: str, build: Callable[[], Any]) -> Any:
     """
     if key not in CACHE_KEYS:
         raise KeyError(f"unregistered MDP cache key {key!r}")
-    c = mdp._cache
+    c = getattr(mdp, "_cache", None)
+    if not isinstance(c, dict):  # not a TabularMDP: nothing to cache on
+        return build()
     if key not in c:
         c[key] = build()
     return c[key]
@@ -242,3 +256,15 @@ def pessimistic_value(mdp: TabularMDP, key, build: Callable[[], float]) -> float
     if key not in table:
         table[key] = build()
     return table[key]
+
+
+def make_regularizer(mdp: TabularMDP, temperature, kl_weight, prior) -> Regularizer:
+    """Validated :class:`Regularizer` of ``(temperature, kl_weight, prior)`` (SPEC.md 2).
+
+    The prior follows :func:`fastsoft._validation.check_prior` (the rule the
+    samplers use too; terminal rows become uniform over feasible actions).
+    """
+    tau = check_real(temperature, "temperature", low=0.0)
+    eta = check_real(kl_weight, "kl_weight", low=0.0)
+    mu = None if prior is None else check_prior(mdp, prior)
+    return build_regularizer(mdp, tau, eta, mu)

@@ -84,7 +84,7 @@ _COMMON = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="nump
 
 #: Below this many elements in its largest array argument a kernel call runs
 #: its serial twin (20 000 is also the state-action count from which the
-#: solvers choose their parallel algorithms, :data:`fastsoft._common.PARALLEL_MIN_PAIRS`).
+#: solvers choose their parallel algorithms, :data:`fastsoft._driver.PARALLEL_MIN_PAIRS`).
 PARALLEL_MIN_SIZE = 20_000
 
 _MODE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("fastsoft_parallel",

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from . import _csr
+from ._bundles import memo, share_transition_cache
 from .mdp import TabularMDP
 
 #: Closed classes of at most this many states are solved together by policy
@@ -95,9 +96,10 @@ def support_graph(mdp: TabularMDP, rows: np.ndarray) -> sp.csr_matrix:
 
 def closed_structure(mdp: TabularMDP) -> ClosedStructure:
     """The closed sets of ``mdp`` (cached on it)."""
-    c = mdp._cache
-    if _CACHE_KEY in c:
-        return c[_CACHE_KEY]
+    return memo(mdp, _CACHE_KEY, lambda: _closed_structure(mdp))
+
+
+def _closed_structure(mdp: TabularMDP) -> ClosedStructure:
     S, A = mdp.n_states, mdp.n_actions
     rows = live_rows(mdp)
     n, labels = connected_components(support_graph(mdp, rows), directed=True,
@@ -130,7 +132,6 @@ def closed_structure(mdp: TabularMDP) -> ClosedStructure:
                           n_classes=int(np.count_nonzero(closed)))
     for a in (out.selfloops, out.small, *out.large):
         a.flags.writeable = False
-    c[_CACHE_KEY] = out
     return out
 
 
@@ -189,8 +190,7 @@ def reduced(mdp: TabularMDP, frozen: np.ndarray,
     delta = float(np.abs(R2s[fin].astype(np.float64) - R2[fin]).max()) if fin.any() else 0.0
     out = TabularMDP(mdp.indptr, mdp.indices, mdp.probs, R2s, mdp.gamma, term,
                      mdp.initial, dict(mdp.info))
-    if "coded" in mdp._cache:  # transitions only: shared
-        out._cache["coded"] = mdp._cache["coded"]
+    share_transition_cache(mdp, out)  # transitions only: shared
     return out, delta
 
 

@@ -18,9 +18,10 @@ import numpy as np
 
 from . import _batch as KB
 from . import _bundles
-from ._common import check_int, check_mdp, check_real, make_regularizer
+from ._bundles import make_regularizer
 from ._driver import chunk_bounds, finish, kernel_tol
 from ._jit import parallel_mode, run_time
+from ._validation import check_int, check_mdp, check_real
 from .mdp import TabularMDP
 from .result import SolveResult
 from .vi import DEFAULT_MAX_ITER, pessimistic_start

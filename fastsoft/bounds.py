@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from ._common import check_real
+from ._validation import ROW_SUM_ATOL, check_real
 
 __all__ = [
     "entropy",
@@ -56,8 +56,8 @@ def _as_prior(prior, shape, name="prior") -> np.ndarray | None:
         raise ValueError(f"{name} must broadcast to {shape}, got {np.shape(prior)}") from None
     if np.any(~np.isfinite(mu)) or np.any(mu < 0):
         raise ValueError(f"{name} must be finite and non-negative")
-    if np.any(np.abs(mu.sum(axis=1) - 1.0) > 1e-8):
-        s = int(np.argmax(np.abs(mu.sum(axis=1) - 1.0) > 1e-8))
+    if np.any(np.abs(mu.sum(axis=1) - 1.0) > ROW_SUM_ATOL):
+        s = int(np.argmax(np.abs(mu.sum(axis=1) - 1.0) > ROW_SUM_ATOL))
         raise ValueError(f"{name}: row of state {s} does not sum to 1")
     return mu
 

@@ -394,7 +394,7 @@ def load_npz(path: str | os.PathLike, gamma: float | None = None):
 
 
 def _gym_mdp(env_id: str, gamma: float, kwargs: dict):
-    from ._common import as_tabular
+    from ._validation import as_tabular
 
     if not env_id:
         raise CLIError("gym: needs an environment id, e.g. gym:FrozenLake-v1")

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from . import _csr
-from ._common import check_count, check_fits, make_rng
-from .mdp import TabularMDP, _float_dtype, check_gamma
+from ._validation import check_count, check_fits, check_float_dtype, check_gamma, make_rng
+from .mdp import TabularMDP
 
 __all__ = ["gridworld", "random_mdp", "mattar_daw_maze", "huys_planning_task", "GRID_ACTIONS",
            "grid_rows", "garnet_rows"]
@@ -98,7 +98,7 @@ def gridworld(
     if not 0.0 <= slip <= 1.0:
         raise ValueError(f"slip must lie in [0, 1], got {slip}")
     gamma = check_gamma(gamma)
-    dt = _float_dtype(dtype)
+    dt = check_float_dtype(dtype)
     wall_list = _cells(walls, rows, cols, "walls")
     if goals is None:
         goals = {(rows - 1, cols - 1): goal_reward}
@@ -322,7 +322,7 @@ def random_mdp(
         gamma,
         None,
         None,
-        _float_dtype(dtype),
+        check_float_dtype(dtype),
         {"kind": "random_mdp", "n_successors": K},
         owned=True,
     )
@@ -495,6 +495,6 @@ def huys_planning_task(depth: int = 3, *, gamma: float = 1.0, dtype=np.float64) 
     initial[:6] = 1.0 / 6.0
     return TabularMDP._build(
         np.arange(S * A + 1, dtype=np.int64), indices, np.ones(S * A), R, None, S, A,
-        check_gamma(gamma), terminal, initial, _float_dtype(dtype),
+        check_gamma(gamma), terminal, initial, check_float_dtype(dtype),
         {"kind": "huys_planning_task", "depth": depth},
     )

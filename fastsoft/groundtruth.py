@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import as_tabular
+from ._validation import as_tabular
 from .mdp import TabularMDP
 
 __all__ = ["GroundTruth", "PolicyScore", "optimal", "ground_truth", "policy_value",

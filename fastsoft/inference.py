@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp, xlog1py, xlogy
 
-from ._common import check_int, check_mdp, check_real
 from ._jit import pjit, prange
+from ._validation import check_int, check_mdp, check_real
 from .mdp import TabularMDP
 from .sampling import (
     _as_f64,

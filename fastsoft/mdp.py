@@ -18,15 +18,21 @@ from typing import Any
 import numpy as np
 
 from . import _csr, _formats
+from ._validation import (
+    ROW_SUM_ATOL,
+    check_distribution,
+    check_float_dtype,
+    check_gamma,
+    index_array,
+    real_array,
+)
 
 __all__ = ["TabularMDP"]
-
-_ROW_ATOL = 1e-8
 
 #: A row of ``n`` probabilities normalised in a floating dtype with machine
 #: epsilon ``eps`` may sum to 1 only within about ``n * eps`` (each entry is
 #: rounded once, the sum accumulates one rounding per term); rows are accepted
-#: within ``max(_ROW_ATOL, ROW_SUM_ULPS * eps * n)`` of 1, with ``eps`` of the
+#: within ``max(ROW_SUM_ATOL, ROW_SUM_ULPS * eps * n)`` of 1, with ``eps`` of the
 #: dtype the probabilities came in (2e-7 for two float32 entries).
 ROW_SUM_ULPS = 4.0
 
@@ -35,53 +41,19 @@ def _row_tolerance(probs: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """Per-row tolerance of the row-sum check for probabilities of ``probs``' dtype."""
     dt = probs.dtype if np.issubdtype(probs.dtype, np.floating) else np.dtype(np.float64)
     eps = float(np.finfo(dt).eps)
-    return np.maximum(_ROW_ATOL, ROW_SUM_ULPS * eps * np.diff(indptr))
-_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-
-
-def _float_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float64 or float32, got {dt}")
-    return dt
+    return np.maximum(ROW_SUM_ATOL, ROW_SUM_ULPS * eps * np.diff(indptr))
 
 
 def _as_real_array(x, name: str) -> np.ndarray:
     if _formats.is_sparse(x):
         raise _formats.sparse_error(name, x)
-    if isinstance(x, np.ndarray):
-        arr = x
-    else:
-        try:
-            arr = np.asarray(x)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-    if arr.dtype == np.bool_ or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return arr
+    return real_array(x, name)
 
 
 def _as_index_array(x, name: str) -> np.ndarray:
     if _formats.is_sparse(x):
         raise _formats.sparse_error(name, x)
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    return arr
-
-
-def check_gamma(gamma) -> float:
-    """Validate a discount factor in ``[0, 1]`` and return it as float."""
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)):
-        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__}")
-    g = float(gamma)
-    if not (0.0 <= g <= 1.0):
-        raise ValueError(f"gamma must lie in [0, 1], got {g}")
-    return g
+    return index_array(x, name)
 
 
 def _row_to_sa(row: int, n_actions: int) -> tuple[int, int]:
@@ -305,11 +277,11 @@ class TabularMDP:
         ...                        n_actions=1).rewards
         array([[2.]])
         """
-        dt = _float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         gamma = check_gamma(gamma)
-        indptr = _as_index_array(indptr, "indptr").astype(np.int64, copy=False)
-        indices = _as_index_array(indices, "indices")
-        probs = _as_real_array(probs, "probs")
+        indptr = index_array(indptr, "indptr").astype(np.int64, copy=False)
+        indices = index_array(indices, "indices")
+        probs = real_array(probs, "probs")
         if probs.ndim != 1:
             raise ValueError(f"probs must be one-dimensional, got shape {probs.shape}")
         nnz = probs.shape[0]
@@ -390,15 +362,15 @@ class TabularMDP:
         >>> mdp.nnz
         18
         """
-        dt = _float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         gamma = check_gamma(gamma)
-        P = _as_real_array(P, "P")
+        P = real_array(P, "P")
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
             raise ValueError(f"P must have shape (S, A, S), got {P.shape}")
         n_states, n_actions, _ = P.shape
         if n_states == 0 or n_actions == 0:
             raise ValueError(f"P must have at least one state and one action, got {P.shape}")
-        R = _as_real_array(R, "R")
+        R = real_array(R, "R")
         flat = P.reshape(n_states * n_actions, n_states)
         rows, cols = np.nonzero(flat)
         indptr = np.zeros(n_states * n_actions + 1, dtype=np.int64)
@@ -561,17 +533,7 @@ class TabularMDP:
     def _check_initial(initial, S):
         if initial is None:
             return None
-        p = _as_real_array(initial, "initial").astype(np.float64)
-        if p.shape != (S,):
-            raise ValueError(f"initial must have shape ({S},), got {p.shape}")
-        if not np.all(np.isfinite(p)) or np.any(p < 0):
-            raise ValueError(
-                f"initial must be non-negative and finite; first offending state "
-                f"{int(np.argmax(~np.isfinite(p) | (p < 0)))}"
-            )
-        if abs(p.sum() - 1.0) > _ROW_ATOL:
-            raise ValueError(f"initial must sum to 1, got {p.sum()!r}")
-        return p
+        return check_distribution(initial, "initial", S)
 
     @classmethod
     def from_scipy(
@@ -705,7 +667,7 @@ class TabularMDP:
         """Validate and build from ``(indptr, indices, probs, R, S, A)`` of a converter."""
         indptr, indices, probs, R, S, A = arrays
         return cls._build(indptr, indices, probs, _as_real_array(R, "R"), None, S, A,
-                          check_gamma(gamma), terminal, initial, _float_dtype(dtype), info)
+                          check_gamma(gamma), terminal, initial, check_float_dtype(dtype), info)
 
     def to_scipy(self):
         """``(P, R)``: ``P`` a float64 ``scipy.sparse.csr_array`` (S*A, S), row ``s*A + a``.
@@ -870,7 +832,7 @@ class TabularMDP:
             check_gamma(gamma),
             terminal if terminal.any() else None,
             init,
-            _float_dtype(dtype),
+            check_float_dtype(dtype),
             info,
         )
 
@@ -963,7 +925,7 @@ class TabularMDP:
         newly = feas_new & ~self.feasible
         if newly.any():
             sums = _csr.row_sums(self.indptr, self.probs).reshape(S, A)
-            bad = newly & (np.abs(sums - 1.0) > _ROW_ATOL)
+            bad = newly & (np.abs(sums - 1.0) > ROW_SUM_ATOL)
             if self.terminal is not None:
                 bad[self.terminal] = False
             if bad.any():
@@ -1045,7 +1007,7 @@ class TabularMDP:
         >>> fs.gridworld(3, 3, gamma=0.9).astype(np.float32).dtype
         dtype('float32')
         """
-        dt = _float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         if dt == self.dtype:
             return self
         return TabularMDP(

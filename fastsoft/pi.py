@@ -26,16 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _bundles as B
-from ._bundles import Regularizer, n_feasible
+from ._bundles import Regularizer, make_regularizer, n_feasible
 from ._certify import STOP_FLOOR, check_scale, floor_message
-from ._common import (
-    check_int,
-    check_mdp,
-    check_policy,
-    check_real,
-    check_vector,
-    make_regularizer,
-)
 from ._driver import (
     Evaluator,
     auto_evaluation,
@@ -45,6 +37,7 @@ from ._driver import (
     pi_reward,
 )
 from ._jit import run_time
+from ._validation import check_int, check_mdp, check_policy, check_real, check_vector
 from .mdp import TabularMDP
 from .result import SolveResult, Status
 

@@ -35,8 +35,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.special import xlogy
 
-from ._common import check_int, check_mdp, check_real
+from ._bundles import memo
 from ._jit import jit, pjit, prange
+from ._validation import (
+    check_distribution,
+    check_int,
+    check_mdp,
+    check_prior,
+    check_real,
+    real_array,
+    row_sum_atol,
+)
 from .mdp import TabularMDP
 
 __all__ = [
@@ -254,11 +263,6 @@ def _returns_kernel(key, indptr, indices, cum_probs, rewards, terminal, pol_cum,
 
 
 # --------------------------------------------------------------- validation
-def _cache(mdp: TabularMDP) -> dict:
-    c = getattr(mdp, "_cache", None)
-    return c if isinstance(c, dict) else {}
-
-
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
@@ -268,10 +272,7 @@ def _terminal_mask(mdp: TabularMDP) -> np.ndarray:
     """Read-only bool ``(S,)`` terminal mask (all False when the MDP has none)."""
     if mdp.terminal is not None:
         return mdp.terminal
-    c = _cache(mdp)
-    if "no_terminal" not in c:
-        c["no_terminal"] = _readonly(np.zeros(mdp.n_states, dtype=np.bool_))
-    return c["no_terminal"]
+    return memo(mdp, "no_terminal", lambda: _readonly(np.zeros(mdp.n_states, dtype=np.bool_)))
 
 
 def _as_f64(mdp: TabularMDP, name: str) -> np.ndarray:
@@ -283,34 +284,17 @@ def _as_f64(mdp: TabularMDP, name: str) -> np.ndarray:
     a = getattr(mdp, name)
     if a.dtype == np.float64 and not a.flags.writeable and a.flags.c_contiguous:
         return a
-    c = _cache(mdp)
-    key = f"{name}_f64"
-    if key not in c:
-        c[key] = _readonly(np.array(a, dtype=np.float64))
-    return c[key]
+    return memo(mdp, f"{name}_f64", lambda: _readonly(np.array(a, dtype=np.float64)))
 
 
 def row_cumsum(mdp: TabularMDP) -> np.ndarray:
     """Within-row cumulative transition probabilities, float64 ``(nnz,)`` (cached)."""
-    c = _cache(mdp)
-    out = c.get("row_cumsum")
-    if out is None:
+    def build():
         out = np.empty(mdp.nnz, dtype=np.float64)
         _row_cumsum(mdp.indptr, _as_f64(mdp, "probs"), out)
-        c["row_cumsum"] = _readonly(out)
-    return out
+        return _readonly(out)
 
-
-def _real_array(x, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-    if arr.dtype == np.bool_ or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return arr
+    return memo(mdp, "row_cumsum", build)
 
 
 def as_policy(mdp: TabularMDP, policy, name: str = "policy", *, horizon: int | None = None,
@@ -320,12 +304,13 @@ def as_policy(mdp: TabularMDP, policy, name: str = "policy", *, horizon: int | N
     Accepts ``(S, A)`` probabilities, ``(T, S, A)`` time-dependent probabilities
     (``T >= horizon`` when ``horizon`` is given) or an integer ``(S,)`` array of
     actions. Rows of non-terminal states must be finite, non-negative, sum to 1
-    (atol ``1e-8``, ``1e-6`` for float32 input) and put no mass on infeasible
+    (atol :data:`fastsoft._validation.ROW_SUM_ATOL`, ``ROW_SUM_ATOL_F32`` for float32
+    input) and put no mass on infeasible
     actions. Rows of terminal states are replaced by the uniform distribution
     over feasible actions (they are never used).
     """
     S, A = mdp.n_states, mdp.n_actions
-    arr = _real_array(policy, name)
+    arr = real_array(policy, name)
     term = _terminal_mask(mdp)
     feasible = mdp.feasible
     if np.issubdtype(arr.dtype, np.integer):
@@ -346,7 +331,7 @@ def as_policy(mdp: TabularMDP, policy, name: str = "policy", *, horizon: int | N
         pol = np.zeros((1, S, A))
         pol[0, np.arange(S), acts] = 1.0
     else:
-        atol = 1e-6 if arr.dtype == np.float32 else 1e-8
+        atol = row_sum_atol(arr.dtype)
         if arr.ndim == 2:
             if arr.shape != (S, A):
                 raise ValueError(f"{name} must have shape ({S}, {A}), got {arr.shape}")
@@ -403,39 +388,16 @@ def as_policy(mdp: TabularMDP, policy, name: str = "policy", *, horizon: int | N
 def as_prior(mdp: TabularMDP, prior, name: str = "prior") -> np.ndarray:
     """Validate an action prior ``mu`` and return float64 ``(S, A)``.
 
-    ``None`` is the uniform distribution over feasible actions. A shape ``(A,)``
-    array is used in every state. Rows must be non-negative, sum to 1 and put
-    some mass on a feasible action; mass on infeasible actions is not allowed.
+    ``None`` is the uniform distribution over feasible actions. Otherwise the
+    rule of :func:`fastsoft._validation.check_prior`: a shape ``(A,)`` array is
+    used as given in every state; rows of non-terminal states are non-negative,
+    sum to 1 and put mass on a feasible action, and an ``(S, A)`` prior puts
+    none on infeasible actions; terminal rows become uniform.
     """
-    S, A = mdp.n_states, mdp.n_actions
     feasible = mdp.feasible
     if prior is None:
         return feasible / feasible.sum(axis=1, keepdims=True)
-    mu = _real_array(prior, name)
-    if mu.shape == (A,):
-        mu = np.broadcast_to(mu, (S, A))
-    if mu.shape != (S, A):
-        raise ValueError(f"{name} must have shape ({S}, {A}) or ({A},), got {mu.shape}")
-    mu = np.array(mu, dtype=np.float64)
-    live = ~_terminal_mask(mdp)
-    bad = (~np.isfinite(mu) | (mu < 0)) & live[:, None]
-    if bad.any():
-        s, a = np.argwhere(bad)[0]
-        raise ValueError(f"{name} must be finite and non-negative; first offending state {s}, "
-                         f"action {a}")
-    sums = mu.sum(axis=1)
-    bad = (np.abs(sums - 1.0) > 1e-8) & live
-    if bad.any():
-        s = int(np.argmax(bad))
-        raise ValueError(f"{name}: probabilities of state {s} sum to {sums[s]!r}, not 1")
-    bad = (mu > 0) & ~feasible & live[:, None]
-    if bad.any():
-        s, a = np.argwhere(bad)[0]
-        raise ValueError(f"{name} puts probability on infeasible action {a} of state {s}")
-    term = ~live
-    if term.any():
-        mu[term] = feasible[term] / feasible[term].sum(axis=1, keepdims=True)
-    return mu
+    return check_prior(mdp, prior, name)
 
 
 def as_initial(mdp: TabularMDP, initial, name: str = "initial") -> np.ndarray:
@@ -443,7 +405,7 @@ def as_initial(mdp: TabularMDP, initial, name: str = "initial") -> np.ndarray:
 
     ``None``: the MDP's initial distribution, or (when it has none) the uniform
     distribution over non-terminal states. An ``int``: that state. An ``(S,)``
-    array: a distribution (non-negative, sums to 1 within ``1e-8``).
+    array: a distribution (:func:`fastsoft._validation.check_distribution`).
     """
     S = mdp.n_states
     if initial is None:
@@ -458,17 +420,10 @@ def as_initial(mdp: TabularMDP, initial, name: str = "initial") -> np.ndarray:
         p = np.zeros(S)
         p[s] = 1.0
         return p
-    p = _real_array(initial, name)
+    p = real_array(initial, name)
     if p.shape != (S,):
         raise ValueError(f"{name} must be a state index or have shape ({S},), got {p.shape}")
-    p = np.array(p, dtype=np.float64)
-    bad = ~np.isfinite(p) | (p < 0)
-    if bad.any():
-        raise ValueError(f"{name} must be finite and non-negative; first offending state "
-                         f"{int(np.argmax(bad))}")
-    if abs(p.sum() - 1.0) > 1e-8:
-        raise ValueError(f"{name} must sum to 1, got {p.sum()!r}")
-    return p
+    return check_distribution(p, name, S)
 
 
 def _guarded_cumsum(p: np.ndarray) -> np.ndarray:
@@ -885,15 +840,8 @@ def monte_carlo_evaluation(
 def _pair_matrix(mdp: TabularMDP) -> sp.csr_matrix:
     """``B`` of shape (S*A, S): row ``s*A + a`` holds ``P(.|s, a)``."""
     S, A = mdp.n_states, mdp.n_actions
-    c = _cache(mdp)
-    B = c.get("pair_matrix")
-    if B is None:
-        B = sp.csr_matrix(
-            (_as_f64(mdp, "probs"), mdp.indices, mdp.indptr),
-            shape=(S * A, S),
-        )
-        c["pair_matrix"] = B
-    return B
+    return memo(mdp, "pair_matrix", lambda: sp.csr_matrix(
+        (_as_f64(mdp, "probs"), mdp.indices, mdp.indptr), shape=(S * A, S)))
 
 
 def _policy_weights(mdp: TabularMDP, pi_t: np.ndarray) -> sp.csr_matrix:

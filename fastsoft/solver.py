@@ -8,18 +8,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._bundles import make_regularizer
 from ._certify import check_scale, floor_message
-from ._common import (
-    as_tabular,
-    check_int,
-    check_mdp,
-    check_real,
-    check_vector,
-    make_regularizer,
-)
 from ._driver import backup, pi_loop, progress_scope, roundoff_allowance
 from ._jit import parallel_mode
 from ._structure import closed_structure, reduced, restrict
+from ._validation import as_tabular, check_int, check_mdp, check_real, check_vector
 from .mdp import TabularMDP
 from .result import SolveResult, Status
 from .vi import DEFAULT_MAX_ITER, one_step_values, pessimistic_start, soft_value_iteration

@@ -9,17 +9,11 @@ import numpy as np
 
 from . import _bundles as B
 from . import _kernels as K
-from ._bundles import Regularizer
+from ._bundles import Regularizer, make_regularizer
 from ._certify import STOP_BUDGET, bellman_allowance, check_scale
-from ._common import (
-    check_int,
-    check_mdp,
-    check_real,
-    check_vector,
-    make_regularizer,
-)
 from ._driver import backup, chunk_bounds, finish, progress_scope, use_parallel
 from ._jit import parallel_mode, run_time
+from ._validation import check_int, check_mdp, check_real, check_vector
 from .mdp import TabularMDP
 from .result import SolveResult
 

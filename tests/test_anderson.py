@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import fastsoft as fs
 from fastsoft import reference as ref
-from fastsoft._common import make_regularizer
+from fastsoft._bundles import make_regularizer
 from fastsoft.vi import pessimistic_start, use_anderson
 
 REGS = [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.2, 0.4)]

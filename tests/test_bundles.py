@@ -9,8 +9,8 @@ from fastsoft import _bundles as B
 from fastsoft import _kernels as K
 from fastsoft import _pi_kernels as PK
 from fastsoft import reference as ref
+from fastsoft._bundles import make_regularizer
 from fastsoft._certify import STOP_TOL, Allowance
-from fastsoft._common import make_regularizer
 from fastsoft.reference import pi as rpi
 
 MDPS = {

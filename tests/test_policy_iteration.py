@@ -58,8 +58,8 @@ def test_policy_reward_matches_reference(mdp, seed, tau, eta, use_prior):
     prior = None
     if use_prior:
         rng = np.random.default_rng(seed)
-        prior = rng.random((mdp.n_states, mdp.n_actions)) + 0.05
-        prior /= prior.sum(axis=1, keepdims=True)
+        prior = (rng.random((mdp.n_states, mdp.n_actions)) + 0.05) * mdp.feasible
+        prior /= prior.sum(axis=1, keepdims=True)  # no mass on infeasible actions
     got = policy_reward(mdp, pi, tau, kl_weight=eta, prior=prior)
     want = ref.policy_reward(mdp, pi, tau, eta, prior)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

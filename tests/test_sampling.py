@@ -452,8 +452,8 @@ def test_validation_errors(mdps):
         sample_trajectories(mdp, np.ones((3, S, A + 1)) / (A + 1), **kw)
     neg_prior = _uniform_policy(mdp)
     neg_prior[live] = -neg_prior[live]
-    with pytest.raises(ValueError, match=f"prior must be finite and non-negative; first "
-                                         f"offending state {live}"):
+    with pytest.raises(ValueError, match=rf"prior must be finite and non-negative; first "
+                                         rf"offending \(s, a\) = \({live}, "):
         monte_carlo_evaluation(mdp, pi, n_episodes=5, horizon=3, kl_weight=1.0, prior=neg_prior)
     tr = sample_trajectories(mdp, pi, **kw)
     with pytest.raises(ValueError, match="gamma"):

@@ -325,12 +325,13 @@ def test_solver_rejects_non_mdp_and_gamma_one():
 def test_prior_without_support_is_rejected():
     mdp = ZOO["dense_infeasible"]
     mu = np.zeros((mdp.n_states, mdp.n_actions))
-    # put all mass on an infeasible action of some state
+    # put all mass on an infeasible action of some state: rejected with its (s, a)
     s, a = np.argwhere(~mdp.feasible)[0]
     mu[:, :] = mdp.feasible / mdp.feasible.sum(axis=1, keepdims=True)
     mu[s] = 0.0
     mu[s, a] = 1.0
-    with pytest.raises(ValueError, match=f"no mass on a feasible action of state {s}"):
+    with pytest.raises(ValueError, match=rf"prior puts probability 1.0 on infeasible action "
+                                         rf"{a} of state {s}: \(s, a\) = \({s}, {a}\)"):
         fs.soft_value_iteration(mdp, 0.1, kl_weight=0.5, prior=mu)
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._common import check_int, check_real
 from .._driver import progress_scope, roundoff_from_scales, sweep_tol_from_scales
+from .._validation import check_int, check_real
 from ..mdp import TabularMDP
 from ..result import SolveResult
 from ..vi import DEFAULT_MAX_ITER

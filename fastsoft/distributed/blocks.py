@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _csr
+from .._validation import check_gamma
 from ..generators import GRID_ACTIONS, garnet_rows, grid_rows, gridworld
-from ..mdp import TabularMDP, check_gamma
+from ..mdp import TabularMDP
 
 __all__ = ["MDPBlock", "GridBlocks", "GarnetBlocks", "SliceBlocks", "GARNET_CHUNK",
            "partition"]

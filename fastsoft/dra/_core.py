@@ -13,6 +13,7 @@ from numba.typed import List as NumbaList
 from numpy.typing import ArrayLike
 from scipy.sparse import csgraph
 
+from .._bundles import memo
 from ..mdp import TabularMDP
 from . import _kernels as K
 from ._result import DRAHistory, DRAResult, GradientEstimate
@@ -104,11 +105,9 @@ def _check_mdp(mdp, name: str, max_steps: int | None) -> None:
         return
     if not mdp.has_terminal:
         raise ValueError(f"{name} has no terminal state: pass max_steps to end the episodes")
-    cache = mdp._cache  # derived data of the immutable MDP; the search costs ~0.15 ms,
-    # as much as a couple of episodes of the maze
-    if "dra_trap_state" not in cache:
-        cache["dra_trap_state"] = _trap_state(mdp)
-    trap = cache["dra_trap_state"]
+    # cached on the immutable MDP: the search costs ~0.15 ms, as much as a couple of
+    # episodes of the maze
+    trap = memo(mdp, "dra_trap_state", lambda: _trap_state(mdp))
     if trap is not None:
         raise ValueError(f"{name}: no terminal state can be reached from state {trap}, which "
                          f"the start states reach; pass max_steps to end the episodes")
@@ -150,10 +149,7 @@ def _writable(a, dtype) -> np.ndarray:
 def _env(mdp: TabularMDP) -> tuple:
     """The kernels' environment tuple (see :mod:`fastsoft.dra._kernels`), cached on the
     immutable MDP: the kernels only read it (results get copies)."""
-    env = mdp._cache.get("dra_env")
-    if env is None:
-        env = mdp._cache["dra_env"] = _make_env(mdp)
-    return env
+    return memo(mdp, "dra_env", lambda: _make_env(mdp))
 
 
 def _make_env(mdp: TabularMDP) -> tuple:

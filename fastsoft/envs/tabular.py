@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .._common import check_int, check_mdp
+from .._validation import check_int, check_mdp
 from ..mdp import TabularMDP
 from ..sampling import _guarded_cumsum, _terminal_mask, as_initial, row_cumsum
 from .render import GridRenderer, rendering_available

@@ -8,8 +8,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .._common import check_int, check_mdp
 from .._jit import jit
+from .._validation import check_int, check_mdp
 from ..mdp import TabularMDP
 from ..sampling import _as_f64, _guarded_cumsum, _terminal_mask, as_initial, row_cumsum
 from .tabular import _check_render_mode, render_ansi
