@@ -176,7 +176,7 @@ def model(mdp: TabularMDP, coded: bool = False, min_nnz: int | None = None) -> M
 def pinned(mdp: TabularMDP) -> Pinned:
     """The :class:`Pinned` bundle: terminal states, value 0 (cached)."""
     def build():
-        if mdp.has_terminal:
+        if mdp.has_terminal and mdp.terminal is not None:
             return Pinned(mdp.terminal.view(np.uint8), True, np.zeros(mdp.n_states))
         return Pinned(np.zeros(0, dtype=np.uint8), False, np.zeros(0))
     return memo(mdp, "pinned", build)

@@ -236,7 +236,7 @@ class Evaluator:
         self.cert = np.zeros(CERT_LEN)  # replaced by a fresh buffer in every sweeps run
         self.work = B.PolicyWork(B.chunks(chunk_bounds(S, self.par)), np.empty(S), self.cert)
         self.c = mdp.gamma / (1.0 - mdp.gamma)
-        self.live = None if not mdp.has_terminal else ~mdp.terminal
+        self.live = None if not mdp.has_terminal or mdp.terminal is None else ~mdp.terminal
         self.sweeps_done = 0
 
     # -- residual and certificate of any V: ||V - V^pi|| <= ||r - (I - gamma P_pi) V|| / (1-gamma)

@@ -302,10 +302,10 @@ def _run_sweeps(mdp, reg, V, tol, max_iter, par, gs, callback, t_start, anderson
     else:
         per_map = 1
         work = B.VIWork(cg, np.empty_like(V), hist_b, hist_r, cert)
-        ctl = B.VIControl(tol, c, clamp, par, gs, check_every)
+        vctl = B.VIControl(tol, c, clamp, par, gs, check_every)
 
         def run(n, done, hist_b, hist_r):
-            return K._vi_run(n, done, ctl, model, kreg, pin, V,
+            return K._vi_run(n, done, vctl, model, kreg, pin, V,
                              work._replace(hist_bound=hist_b, hist_resid=hist_r))
     done = 0
     interrupted = False
