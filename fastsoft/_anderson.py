@@ -169,10 +169,10 @@ def _vi_run_anderson(n_sweeps, it0, ctl, model, reg, pin, x, aa):
     backward Gauss-Seidel sweep, followed by a Jacobi sweep when
     ``two_sided`` (whose span certificate is two-sided). On entry ``x`` is the
     point to map; on exit ``aa.g`` holds the output of the last sweep (the
-    certified iterate, with ``shift = (lo, hi)``) and ``x`` the next point.
+    certified iterate, with ``(lo, hi)`` in ``aa.cert[0:2]``) and ``x`` the next point.
     ``state`` and ``best`` (the smallest bound at the end of a map, a restart
     test) carry the history across calls. ``hist_*[it0 + k]`` records sweep
-    ``k``; ``shift`` is the certificate buffer (stopping rule and reason as in
+    ``k``; ``aa.cert`` is the certificate buffer (stopping rule and reason as in
     :func:`fastsoft._kernels._vi_run`). Returns the number of sweeps done
     (whole maps only, unless tol or ``n_sweeps`` ends the run inside one).
     """

@@ -34,7 +34,11 @@ Bundles:
   per-chunk outputs ``cmin``, ``cmax``.
 - Run-loop bundles :class:`VIControl`, :class:`VIWork`,
   :class:`AndersonControl`, :class:`AndersonWork`, :class:`PolicyControl`,
-  :class:`PolicyWork`: the scalars and preallocated buffers of one run.
+  :class:`PolicyWork`: the scalars and preallocated buffers of one run. Each
+  work bundle's ``cert`` is the certificate buffer of :mod:`fastsoft._certify`
+  (``CERT_LEN`` floats: the shifts ``lo, hi`` out, the round-off allowance in,
+  the stopping reason out, one carried slot), read and written by
+  ``_kernels._round_off_stop``.
 
 Numba's on-disk cache pickles the bundle types of every compiled signature:
 renaming or removing a bundle class makes an old cache index unreadable

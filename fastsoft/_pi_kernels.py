@@ -131,12 +131,12 @@ def _policy_run(n_sweeps, it0, ctl, model, pin, pi, r, V, work):
     """Up to ``n_sweeps`` sweeps of ``T_pi``; stop once the span bound on ``|V - V^pi|`` <= tol.
 
     ``ctl = (tol, c, clamp, parallel, gs)`` (:class:`fastsoft._bundles.PolicyControl`),
-    ``work = (chunks, W, shift)`` (:class:`fastsoft._bundles.PolicyWork`).
-    The iterate ends in ``V`` (the last ``T_pi V``; ``W`` is scratch); ``shift``
+    ``work = (chunks, W, cert)`` (:class:`fastsoft._bundles.PolicyWork`).
+    The iterate ends in ``V`` (the last ``T_pi V``; ``W`` is scratch); ``cert``
     receives the certificate ``(lo, hi)``: ``T_pi V + lo <= V^pi <= T_pi V + hi``
     (it is the certificate buffer of ``fastsoft._certify``: with ``tol >= 0`` the
-    stopping rule is ``_kernels._round_off_stop``, its reason in ``shift[6]``, the
-    last sweep's ``max |T_pi V - V|`` in ``shift[7]``).
+    stopping rule is ``_kernels._round_off_stop``, its reason in ``cert[6]``, the
+    last sweep's ``max |T_pi V - V|`` in ``cert[7]``).
     ``tol < 0`` runs all ``n_sweeps``. Sweep ``it0 + k`` of a Gauss-Seidel run goes
     in decreasing state order when odd. Returns the number of sweeps done.
     """
