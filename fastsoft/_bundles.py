@@ -263,7 +263,7 @@ def pessimistic_value(mdp: TabularMDP, key, build: Callable[[], float]) -> float
 
 
 def make_regularizer(mdp: TabularMDP, temperature, kl_weight, prior) -> Regularizer:
-    """Validated :class:`Regularizer` of ``(temperature, kl_weight, prior)`` (SPEC.md 2).
+    """Validated :class:`Regularizer` of ``(temperature, kl_weight, prior)`` (docs/theory.md §2).
 
     The prior follows :func:`fastsoft._validation.check_prior` (the rule the
     samplers use too; terminal rows become uniform over feasible actions).
