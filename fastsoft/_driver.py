@@ -191,9 +191,14 @@ def finish(mdp, reg, out, tol, method, t_start, extra=None, stalled=False) -> So
 
 
 #: Policy iteration stops ("stalled") when its certificate has not improved by a
-#: relative :data:`PI_PROGRESS` for this many iterations (every variant).
+#: relative :data:`PI_PROGRESS` for this many iterations (every variant), not
+#: counting iterations where it moved by more than a relative :data:`PI_MOVING`
+#: (an optimistic start's bound first grows while information spreads; mirror
+#: descent's bound is not monotone). Stuck bounds (huge rewards or temperatures,
+#: round-off flipping ties) still stop; the budgets bound everything else.
 PI_PATIENCE = 8
 PI_PROGRESS = 1e-6
+PI_MOVING = 1e-3
 
 #: Sweep limit of one certified iterative evaluation.
 DEFAULT_EVAL_SWEEPS = 100_000
@@ -463,6 +468,7 @@ def pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluatio
     if greedy_start:
         V = TV.copy()  # = T_{pi_0} V0 for the greedy pi_0
     best = np.inf
+    last = np.inf
     since_best = 0
     interrupted = False
     stalled = False
@@ -514,9 +520,16 @@ def pi_loop(mdp, target, ereg, eta, V, TV, Q, pi, logpi, greedy_start, evaluatio
         if bound <= 1.5 * reach:
             reason = STOP_FLOOR  # round-off is all that is left
             break
+        moving = abs(bound - last) > PI_MOVING * max(bound, last)
+        last = bound
         if bound < best * (1.0 - PI_PROGRESS):
             best = bound
             since_best = 0
+        elif moving:
+            # not better than the best, but not stuck either: an optimistic start's
+            # bound grows while information spreads, mirror descent's bound is not
+            # monotone (the budgets still bound the run)
+            pass
         else:
             since_best += 1
             if since_best >= PI_PATIENCE:  # e.g. only round-off is left to flip ties
