@@ -39,6 +39,7 @@ from ._bundles import memo
 from ._jit import jit, pjit, prange
 from ._validation import (
     check_distribution,
+    check_fits,
     check_int,
     check_mdp,
     check_prior,
@@ -679,6 +680,8 @@ def sample_trajectories(
     key = _key(seed)
     indptr, indices, cum, rewards, term = _kernel_inputs(mdp)
     if out is None:
+        check_fits(float(n) * ((H + 1) * indices.dtype.itemsize + 12.0 * H + 8.0),
+                   f"{n:,} episodes x horizon {H:,}")
         states = np.empty((n, H + 1), dtype=indices.dtype)
         actions = np.empty((n, H), dtype=np.int32)
         rew = np.empty((n, H), dtype=np.float64)

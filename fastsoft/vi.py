@@ -13,7 +13,7 @@ from ._bundles import Regularizer, make_regularizer
 from ._certify import STOP_BUDGET, bellman_allowance, check_scale
 from ._driver import backup, chunk_bounds, finish, progress_scope, use_parallel
 from ._jit import parallel_mode, run_time
-from ._validation import check_int, check_mdp, check_real, check_vector
+from ._validation import check_fits, check_int, check_mdp, check_real, check_vector
 from .mdp import TabularMDP
 from .result import SolveResult
 
@@ -371,6 +371,8 @@ def _grow(h: np.ndarray, n: int) -> np.ndarray:
 
 def _finite(mdp, reg, H, V0, t_start) -> SolveResult:
     S, A = mdp.n_states, mdp.n_actions
+    check_fits(8.0 * ((H + 1) * S + 2.0 * H * S * A),
+               f"horizon={H:,} over {S:,} states x {A} actions")
     VT = np.zeros(S) if V0 is None else check_vector(V0, "V0", S)
     Vt = np.empty((H + 1, S))
     Qt = np.empty((H, S, A))

@@ -135,3 +135,23 @@ def test_dra_refuses_alpha_q_outside_unit_interval(alpha_q):
     maze = fs.mattar_daw_maze()
     with pytest.raises(ValueError, match="alpha_q"):
         fs.dra.train(maze, **{**fs.dra.MAZE_PARAMS, "alpha_q": alpha_q, "n_episodes": 1})
+
+
+def test_policy_iteration_is_not_stopped_while_its_bound_still_moves():
+    # From the default (optimistic) start the MacQueen bound of modified PI first
+    # grows while information spreads over the grid, and mirror descent's bound is
+    # not monotone: neither is a stall (both stopped as "stalled" at ~1e3 before).
+    m = fs.gridworld(30, 30, slip=0.1)
+    r = fs.modified_policy_iteration(m)
+    assert r.converged and r.error_bound <= 1e-8
+    r = fs.regularized_policy_iteration(m, 0.1, 0.3, evaluation="sweeps")
+    assert r.converged and r.error_bound <= 1e-8
+
+
+def test_sizes_that_cannot_fit_are_refused_before_allocating():
+    m = fs.random_mdp(54, 4, 3, gamma=0.9, seed=0)
+    with pytest.raises(ValueError, match=r"horizon=1,000,000,000 .* needs about [\d,.]+ GiB"):
+        fs.soft_value_iteration(m.with_gamma(1.0), 0.1, horizon=10**9)
+    pi = np.full((54, 4), 0.25)
+    with pytest.raises(ValueError, match=r"100,000,000 episodes x horizon 10,000 needs about"):
+        fs.sample_trajectories(m, pi, n_episodes=10**8, horizon=10**4, seed=0)
