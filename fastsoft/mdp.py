@@ -279,9 +279,9 @@ class TabularMDP:
         """
         dt = check_float_dtype(dtype)
         gamma = check_gamma(gamma)
-        indptr = index_array(indptr, "indptr").astype(np.int64, copy=False)
-        indices = index_array(indices, "indices")
-        probs = real_array(probs, "probs")
+        indptr = _as_index_array(indptr, "indptr").astype(np.int64, copy=False)
+        indices = _as_index_array(indices, "indices")
+        probs = _as_real_array(probs, "probs")
         if probs.ndim != 1:
             raise ValueError(f"probs must be one-dimensional, got shape {probs.shape}")
         nnz = probs.shape[0]
@@ -364,7 +364,7 @@ class TabularMDP:
         """
         dt = check_float_dtype(dtype)
         gamma = check_gamma(gamma)
-        P = real_array(P, "P")
+        P = _as_real_array(P, "P")
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
             raise ValueError(f"P must have shape (S, A, S), got {P.shape}")
         n_states, n_actions, _ = P.shape
