@@ -107,34 +107,29 @@ def run_fastsoft(mdp, tau, methods=("auto",)):
     return out
 
 
-def run_numpy(mdp, tau, max_sweeps):
-    r, dt, peak = timed(lambda: fs.reference.numpy_value_iteration(mdp, tau, tol=TOL,
-                                                                  max_iter=max_sweeps))
-    label = "numpy VI (plain backup)"
+def _numpy_vi(solver, label, mdp, tau, max_sweeps):
+    """Time a NumPy value iteration; extrapolate when it stops at ``max_sweeps``."""
+    r, dt, peak = timed(lambda: solver(mdp, tau, tol=TOL, max_iter=max_sweeps))
     n = r["n_iter"]
     if not r["converged"]:
+        # the sweeps it needs from its own start (V = 0), counted by fastsoft's
+        # plain Jacobi sweeps (the same iteration)
         need = fs.soft_value_iteration(mdp, tau, tol=TOL, order="jacobi", acceleration=None,
                                        V0=np.zeros(mdp.n_states)).n_iter
         dt = dt / n * need
         label = "~" + label
         n = need
     return [(label, n, dt, peak, r["V"])]
+
+
+def run_numpy(mdp, tau, max_sweeps):
+    return _numpy_vi(fs.reference.numpy_value_iteration, "numpy VI (plain backup)", mdp, tau,
+                     max_sweeps)
 
 
 def run_reference(mdp, tau, max_sweeps):
-    r, dt, peak = timed(lambda: fs.reference.soft_value_iteration(mdp, tau, tol=TOL,
-                                                                    max_iter=max_sweeps))
-    label = "reference VI (NumPy)"
-    n = r["n_iter"]
-    if not r["converged"]:
-        # the sweeps the reference needs from its own start (V = 0), counted
-        # by fastsoft's plain Jacobi sweeps (the same iteration)
-        need = fs.soft_value_iteration(mdp, tau, tol=TOL, order="jacobi", acceleration=None,
-                                       V0=np.zeros(mdp.n_states)).n_iter
-        dt = dt / n * need
-        label = "~" + label
-        n = need
-    return [(label, n, dt, peak, r["V"])]
+    return _numpy_vi(fs.reference.soft_value_iteration, "reference VI (NumPy)", mdp, tau,
+                     max_sweeps)
 
 
 def _qe_ddp(mdp):
